@@ -1,0 +1,1 @@
+"""Agents: bandit agents and stable-baselines3 posterior-sampling algorithms."""

@@ -1,0 +1,1 @@
+"""Environments: Showdown contextual bandits and Deep Sea as gymnasium envs (issue 3)."""

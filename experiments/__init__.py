@@ -1,0 +1,1 @@
+"""Experiments: runnable demos, benchmarks and the ivi-rl command line."""
