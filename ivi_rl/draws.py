@@ -1,0 +1,74 @@
+"""Posterior draws as explicit values (the ENN idea of an *index*).
+
+A :class:`Noise` holds one standard-normal vector per stochastic layer, with a common leading
+``sample_shape``. The network is a function of (x, noise): the same noise gives the same
+weights on every call and for every batch, which is what a Thompson-sampling agent holds for
+one decision or one episode. Noise with sample shape (K,) evaluates K draws in one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from .mlp import VariationalMLP
+
+__all__ = ["Noise", "PosteriorDraw"]
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Standard-normal noise of every stochastic layer, each [*sample_shape, noise_dim]."""
+
+    tensors: tuple[Tensor, ...]
+    sample_shape: torch.Size
+
+    def __getitem__(self, index) -> Noise:
+        """Select draws along the leading sample dimension(s): ``noise[3]``, ``noise[:5]``."""
+        if not self.sample_shape:
+            raise IndexError("this Noise holds a single draw (sample_shape=()); nothing to index")
+        tensors = tuple(t[index] for t in self.tensors)
+        probe = torch.empty(self.sample_shape, device="meta")[index]
+        return Noise(tensors, probe.shape)
+
+    def to(
+        self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> Noise:
+        return Noise(
+            tuple(t.to(device=device, dtype=dtype) for t in self.tensors), self.sample_shape
+        )
+
+    @staticmethod
+    def stack(draws: Sequence[Noise]) -> Noise:
+        """Stack single draws (sample_shape ()) into one Noise with sample_shape (len(draws),)."""
+        if not draws or any(d.sample_shape for d in draws):
+            raise ValueError("Noise.stack needs a non-empty list of single draws (sample_shape=())")
+        tensors = tuple(torch.stack(ts) for ts in zip(*(d.tensors for d in draws), strict=True))
+        return Noise(tensors, torch.Size([len(draws)]))
+
+
+class PosteriorDraw:
+    """A held posterior draw (or K of them): call it on any batch, any number of times.
+
+    The draw is an index into the variational family, not a frozen copy of the weights: if the
+    model keeps training, the same index gives the correspondingly updated network.
+    """
+
+    def __init__(self, model: VariationalMLP, noise: Noise) -> None:
+        self.model = model
+        self.noise = noise
+
+    @property
+    def sample_shape(self) -> torch.Size:
+        return self.noise.sample_shape
+
+    def __call__(self, x: Tensor, *, x_has_sample_dims: bool = False) -> Tensor:
+        return self.model(x, self.noise, x_has_sample_dims=x_has_sample_dims)
+
+    def __repr__(self) -> str:
+        return f"PosteriorDraw(sample_shape={tuple(self.sample_shape)})"

@@ -1,0 +1,150 @@
+import pytest
+import torch
+from torch import nn
+
+from ivi_rl import DEFAULT_RANK, Noise, make_mlp
+
+
+@pytest.mark.parametrize(
+    ("stochastic", "cov", "expected"),
+    [
+        ("input_output", "auto", ["lowrank", None, "lowrank"]),
+        ("last", "auto", [None, None, "lowrank"]),
+        ("all", "auto", ["diagonal", "diagonal", "diagonal"]),
+        ("all", "full", ["full", "full", "full"]),
+        ("none", "auto", [None, None, None]),
+        ("none", None, [None, None, None]),
+        ("input_output", "diagonal", ["diagonal", None, "diagonal"]),
+    ],
+)
+def test_factory_dispatch(stochastic, cov, expected):
+    model = make_mlp(3, 2, (6, 5), stochastic=stochastic, cov=cov)
+    got = [None if layer.cov is None else layer.cov.family.value for layer in model.layers]
+    assert got == expected
+    assert [layer.layer_kind.value for layer in model.layers] == ["input", "hidden", "output"]
+
+
+def test_default_rank_is_capped_by_small_layers():
+    model = make_mlp(1, 1, (2,))  # input layer has P = 2*1 + 2 = 4 parameters
+    assert model.layers[0].cov.rank == 4
+    assert model.layers[1].cov.rank == 3
+    assert make_mlp(10, 2, (50,)).layers[0].cov.rank == DEFAULT_RANK
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (
+            {"stochastic": "first"},
+            ValueError,
+            "stochastic='first'.*'input_output', 'last', 'all', 'none'",
+        ),
+        (
+            {"cov": None},
+            ValueError,
+            "cov=None makes every layer deterministic, but stochastic='input_output'",
+        ),
+        (
+            {"stochastic": "none", "cov": "diagonal"},
+            ValueError,
+            "stochastic='none' builds a deterministic",
+        ),
+        ({"cov": "diagonal", "rank": 3}, ValueError, "rank=3 only applies to cov='lowrank'"),
+        ({"rank": 0}, ValueError, r"rank=0 is outside \[1, P="),
+        ({"rank": 10**6}, ValueError, r"rank=1000000 is outside \[1, P="),
+        ({"activation": "sigmoidish"}, ValueError, "activation='sigmoidish'"),
+        ({"hidden": (10, 0)}, ValueError, "hidden=.*positive ints"),
+        ({"hidden": 10}, ValueError, "hidden=10 must be a sequence"),
+    ],
+)
+def test_factory_bad_combinations(kwargs, error, match):
+    hidden = kwargs.pop("hidden", (8, 8))
+    with pytest.raises(error, match=match):
+        make_mlp(4, 2, hidden, **kwargs)
+
+
+def test_held_draw_is_identical_across_calls_and_batch_splits():
+    model = make_mlp(6, 3, (32, 32), dtype=torch.float64)
+    draw = model.draw(seed=11)
+    x = torch.randn(64, 6, dtype=torch.float64)
+    full = draw(x)
+    assert torch.equal(full, draw(x))
+    model(x)  # unrelated fresh draws in between must not disturb the held one
+    assert torch.equal(full, draw(x))
+    split = torch.cat([draw(x[:1]), draw(x[1:17]), draw(x[17:])])
+    # Different batch sizes may take different BLAS blocking, so rows can differ in the last
+    # bits; float64 keeps that below 1e-12.
+    torch.testing.assert_close(split, full, rtol=0, atol=1e-12)
+    assert not torch.allclose(full, model.draw(seed=12)(x))
+    assert torch.equal(full, model.draw(seed=11)(x))
+
+
+def test_k_draws_in_one_vectorized_call():
+    model = make_mlp(6, 3, (16, 16))
+    noise = model.sample_noise((9,), seed=0)
+    x = torch.randn(20, 6)
+    calls = []
+    hooks = [layer.register_forward_hook(lambda *a: calls.append(1)) for layer in model.layers]
+    out = model(x, noise)
+    for h in hooks:
+        h.remove()
+    assert out.shape == (9, 20, 3)
+    assert len(calls) == len(model.layers)  # each layer runs once for all 9 draws
+    for k in range(9):
+        torch.testing.assert_close(out[k], model(x, noise[k]), rtol=1e-5, atol=1e-6)
+    assert Noise.stack([noise[k] for k in range(9)]).sample_shape == (9,)
+
+
+def test_one_input_per_draw():
+    """E.g. one observation per environment, each env holding its own draw."""
+    model = make_mlp(4, 2, (8, 8))
+    noise = model.sample_noise((3,), seed=1)
+    obs = torch.randn(3, 5, 4)
+    out = model(obs, noise, x_has_sample_dims=True)
+    assert out.shape == (3, 5, 2)
+    for k in range(3):
+        torch.testing.assert_close(out[k], model(obs[k], noise[k]), rtol=1e-5, atol=1e-6)
+
+
+def test_posterior_mean_and_deterministic_model():
+    model = make_mlp(4, 2, (8, 8))
+    x = torch.randn(5, 4)
+    zero = Noise(tuple(torch.zeros_like(t) for t in model.sample_noise().tensors), torch.Size())
+    torch.testing.assert_close(model.posterior_mean(x), model(x, zero))
+    det = make_mlp(4, 2, (8, 8), stochastic="none")
+    ref = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    # same parameter order, so the state dicts map one to one
+    ref.load_state_dict(dict(zip(ref.state_dict(), det.state_dict().values(), strict=True)))
+    assert torch.equal(det(x), ref(x))
+    assert torch.equal(det(x, sample_shape=(3,))[2], ref(x))
+
+
+def test_predictive_spread_matches_the_analytic_last_layer_variance():
+    """With only the last layer stochastic, output o has variance h~^T Sigma_o h~ exactly
+    (h~ = [features, 1]); 4000 draws estimate it with relative s.e. sqrt(2/4000) ~ 2.2%."""
+    torch.manual_seed(3)
+    model = make_mlp(3, 2, (16,), stochastic="last", cov="lowrank", rank=4, dtype=torch.float64)
+    x = torch.randn(5, 3, dtype=torch.float64)
+    pred = model.predictive(x, num_samples=4000, generator=torch.Generator().manual_seed(0))
+    features = torch.relu(model.layers[0](x))
+    h = torch.cat([features, torch.ones(5, 1, dtype=torch.float64)], dim=1)  # [5, 17]
+    factor = model.layers[1].cov.factor()  # rows: W (2x16 row-major) then b (2)
+    for o in range(2):
+        rows = torch.cat([factor[o * 16 : (o + 1) * 16], factor[32 + o : 33 + o]])
+        var = ((h @ rows) ** 2).sum(-1)
+        torch.testing.assert_close(pred.std[:, o], var.sqrt(), rtol=0.12, atol=0)
+    torch.testing.assert_close(pred.mean, model.posterior_mean(x), rtol=0, atol=0.15)
+
+
+def test_model_level_bad_inputs():
+    model = make_mlp(4, 2, (8,))
+    with pytest.raises(ValueError, match=r"x has shape \(5, 3\); expected \[\*batch, 4\]"):
+        model(torch.randn(5, 3))
+    with pytest.raises(ValueError, match=r"noise has per-layer sizes \[10\]"):
+        model(torch.randn(5, 4), Noise((torch.randn(10),), torch.Size()))
+    with pytest.raises(TypeError, match=r"noise must be an ivi_rl.Noise"):
+        model(torch.randn(5, 4), torch.randn(10))
+    with pytest.raises(ValueError, match=r"either seed= or generator="):
+        model.sample_noise(seed=1, generator=torch.Generator())
+    with pytest.raises(ValueError, match=r"num_samples=1 must be an int >= 2"):
+        model.predictive(torch.randn(2, 4), num_samples=1)
