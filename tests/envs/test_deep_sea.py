@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+
+from envs import DeepSeaEnv, deep_sea_score, optimal_return, solve_episode
+
+
+def _run(env, policy):
+    obs, _ = env.reset()
+    total, steps = 0.0, 0
+    while True:
+        row, col = np.argwhere(obs == 1)[0]
+        obs, reward, terminated, truncated, info = env.step(policy(row, col))
+        total, steps = total + reward, steps + 1
+        if terminated or truncated:
+            return total, steps, info, obs
+
+
+@pytest.mark.parametrize("size", [5, 10, 20])
+def test_following_the_mapping_returns_0_99_in_n_steps(size):
+    env = DeepSeaEnv(size)
+    total, steps, info, last = _run(env, lambda r, c: env.mapping[r, c])
+    assert (
+        steps == size
+        and total == pytest.approx(0.99)
+        and total == pytest.approx(optimal_return(size))
+    )
+    assert info["bad_episode"] is False and not last.any()
+
+
+def test_mapping_for_seed_42_is_bsuites():
+    env = DeepSeaEnv(4, mapping_seed=42)
+    np.testing.assert_array_equal(env.mapping, np.random.RandomState(42).binomial(1, 0.5, (4, 4)))
+    np.testing.assert_array_equal(
+        env.mapping, [[0, 1, 1, 1], [0, 0, 0, 1], [1, 1, 0, 1], [1, 0, 0, 0]]
+    )
+    assert (DeepSeaEnv(4, randomize_actions=False).mapping == 1).all()
+
+
+def test_uniform_random_policy_rarely_succeeds():
+    """Success needs N 'right' choices in a row: probability 2^-N. N = 6, 20,000 episodes:
+    expected 312.5 successes, s.d. 17.5; allow 4 s.d."""
+    env = DeepSeaEnv(6)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    successes = sum(_run(env, lambda r, c: int(rng.integers(2)))[0] > 0.5 for _ in range(20_000))
+    assert abs(successes - 20_000 / 64) < 4 * 17.5
+    assert env.total_bad_episodes == 20_000 - successes  # the only good episodes are optimal ones
+
+
+def test_bad_episode_flag():
+    env = DeepSeaEnv(5)
+    left = lambda r, c: 1 - env.mapping[r, c]  # noqa: E731
+    assert _run(env, left)[2]["bad_episode"] is True
+    # right once, then left on the diagonal at (1, 1): bad
+    assert _run(env, lambda r, c: env.mapping[r, c] if r == 0 else 1 - env.mapping[r, c])[2][
+        "bad_episode"
+    ]
+    # leaving the diagonal only after the last row is never reached: right all the way is good
+    assert env.total_bad_episodes == 2
+
+
+def test_stochastic_right_succeeds_with_probability_one_minus_one_over_n():
+    """Always 'right' on a 5 x 5 grid: each move succeeds w.p. 0.8. The column seen at the last
+    row has made 4 moves: Binomial(4, 0.8), mean 3.2. 4,000 episodes: s.e. 0.0126; allow 4."""
+    env = DeepSeaEnv(5, deterministic=False)
+    env.reset(seed=0)
+    finals = []
+    for _ in range(4000):
+        obs, _ = env.reset()
+        col = 0
+        for row in range(5):
+            obs, *_ = env.step(env.mapping[row, col])
+            if row < 4:
+                col = int(np.argwhere(obs == 1)[0][1])
+        finals.append(col)
+    assert abs(np.mean(finals) - 3.2) < 4 * 0.0126
+
+
+def test_solve_episode_and_score():
+    assert solve_episode([True] * 9 + [False]) is None  # 9/10 = 0.9 is not < 0.9
+    assert solve_episode([True] * 9 + [False, False]) == 11
+    assert solve_episode([True] * 20) is None
+    assert solve_episode([False] * 5) == 1
+    assert solve_episode([False] * 200, threshold=0.8, min_episode=100) == 100
+    assert deep_sea_score({10: 500, 12: None, 14: 20_000}) == pytest.approx(1 / 3)
+    assert deep_sea_score({10: 1123}) == 1.0 and deep_sea_score({10: 1124}) == 0.0
+    with pytest.raises(ValueError, match=r"at least one size"):
+        deep_sea_score({})
+
+
+def test_deep_sea_errors():
+    with pytest.raises(ValueError, match=r"size=1 must be an int >= 2"):
+        DeepSeaEnv(1)
+    env = DeepSeaEnv(3)
+    with pytest.raises(RuntimeError, match=r"before reset"):
+        env.step(0)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"action=2 is out of range; accepted: 0 or 1"):
+        env.step(2)
+    with pytest.raises(TypeError, match=r"action=0.5 must be an int"):
+        env.step(0.5)
