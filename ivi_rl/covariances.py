@@ -105,13 +105,15 @@ class Covariance(nn.Module, ABC):
 
     def kl_to_diagonal(self, mean: Tensor, prior_var: Tensor) -> Tensor:
         """KL( N(mean, S S^T) || N(0, diag(prior_var)) ) over this layer's P parameters."""
-        log_det = self.log_det()
-        if torch.isinf(log_det):
+        # Decided from the shapes, not from log_det's value: no data-dependent control flow,
+        # so the KL also works under torch.func.vmap.
+        if self.noise_dim < self.num_params:
             raise ValueError(
                 f"KL(q||p) is infinite for a {self.family.value} covariance of rank "
                 f"{self.noise_dim} over P={self.num_params} parameters; use cov='diagonal' "
                 "or cov='full' for an ELBO"
             )
+        log_det = self.log_det()
         trace = (self.variances() / prior_var).sum()
         mahalanobis = (mean.pow(2) / prior_var).sum()
         return 0.5 * (trace + mahalanobis - self.num_params + prior_var.log().sum() - log_det)
