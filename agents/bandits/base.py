@@ -1,0 +1,163 @@
+"""The bandit-agent interface, batched over S independent trials.
+
+An agent runs S trials at once (S = 1 is the ordinary single trial): ``act`` maps contexts
+[S, d] to arms [S]; ``observe`` records (context, arm, reward) for every trial and trains on
+the Showdown schedule (every ``train_every`` steps, ``train_steps`` minibatch steps on all
+data so far). Each agent declares its settings as a dataclass; unknown settings and wrong
+types fail at construction, naming the setting, the value and what is accepted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+
+from ivi_rl.checks import resolve_device
+
+from .buffer import TrialBuffer
+from .streams import TrialStreams
+
+__all__ = ["BanditAgent", "NeuralSettings", "Settings", "build_settings"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Settings every agent has."""
+
+    initial_pulls: int = 2
+    """Round-robin pulls of every arm before the agent decides (the Showdown's default)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NeuralSettings(Settings):
+    """Defaults shared by every neural agent: the Showdown reproductions' network (two hidden
+    layers of 100 units) with the Showdown code's batch and schedule (t_f = 50, t_s = 100)."""
+
+    hidden: tuple[int, ...] = (100, 100)
+    """Hidden layer widths."""
+    batch_size: int = 512
+    """Minibatch size, drawn with replacement from all data so far."""
+    train_every: int = 50
+    """t_f: retrain after every this many steps."""
+    train_steps: int = 100
+    """t_s: minibatch steps per retrain."""
+
+
+def build_settings(cls: type[Settings], agent: str, values: dict[str, Any]) -> Settings:
+    """``cls(**values)`` with an error naming the setting, the value and the accepted ones."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        if key not in fields:
+            raise TypeError(
+                f"agent {agent!r} got unknown setting {key!r}; accepted: {', '.join(fields)}"
+            )
+        _check_type(agent, key, value, hints[key])
+    if isinstance(values.get("hidden"), list):
+        values = {**values, "hidden": tuple(values["hidden"])}
+    settings = cls(**values)
+    for key in ("initial_pulls", "batch_size", "train_every", "train_steps"):
+        if key in fields and getattr(settings, key) < (0 if key == "initial_pulls" else 1):
+            raise ValueError(f"agent {agent!r}: {key}={getattr(settings, key)} must be positive")
+    return settings
+
+
+def _check_type(agent: str, key: str, value: Any, hint: Any) -> None:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        ok = isinstance(value, (tuple, list)) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+        )
+        accepted = "a list of positive ints"
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        accepted = "a number"
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        accepted = "an int"
+    elif hint is bool:
+        ok, accepted = isinstance(value, bool), "true or false"
+    elif typing.get_origin(hint) is typing.Literal:
+        ok = value in typing.get_args(hint)
+        accepted = "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    else:
+        ok, accepted = isinstance(value, hint), getattr(hint, "__name__", str(hint))
+    if not ok:
+        raise TypeError(f"agent {agent!r}: {key}={value!r} is not accepted; expected {accepted}")
+
+
+class BanditAgent(ABC):
+    """Base class. Subclasses set ``name``, ``settings_class`` and implement ``_act``."""
+
+    name: ClassVar[str]
+    settings_class: ClassVar[type[Settings]] = Settings
+    is_posterior: ClassVar[bool] = False
+    """Whether the agent samples from a posterior (it then reports a posterior spread)."""
+
+    def __init__(
+        self,
+        num_actions: int,
+        context_dim: int,
+        seeds: Sequence[int],
+        horizon: int,
+        *,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype = torch.float32,
+        **settings: Any,
+    ) -> None:
+        if not seeds:
+            raise ValueError("seeds must name at least one trial")
+        self.settings = build_settings(self.settings_class, self.name, settings)
+        self.num_actions, self.context_dim = num_actions, context_dim
+        self.seeds, self.horizon = list(seeds), horizon
+        self.device, self.dtype = resolve_device(device), dtype
+        self.num_trials = len(self.seeds)
+        self.buffer = TrialBuffer(self.num_trials, horizon, context_dim, self.device, dtype)
+        self.act_streams = TrialStreams(self.seeds, "act", self.device)
+        self.train_streams = TrialStreams(self.seeds, "train", self.device)
+        # Diagnostics (posterior spread for logging) draw from their own stream, so how often a
+        # run is logged never changes its decisions.
+        self.diagnostic_streams = TrialStreams(self.seeds, "diagnostics", self.device)
+        self.last_loss: torch.Tensor | None = None
+        """[S] mean training loss of the latest retrain (None before the first)."""
+
+    @property
+    def t(self) -> int:
+        """Steps observed so far."""
+        return self.buffer.size
+
+    def act(self, contexts: torch.Tensor) -> torch.Tensor:
+        """Arms [S] for contexts [S, d]."""
+        if self.t < self.num_actions * self.settings.initial_pulls:
+            return torch.full((self.num_trials,), self.t % self.num_actions, device=self.device)
+        return self._act(contexts)
+
+    def observe(self, contexts: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor) -> None:
+        """Record one step of every trial; retrain when the schedule says so."""
+        self.buffer.add(contexts, actions, rewards)
+        self._observe(contexts, actions, rewards)
+        every = getattr(self.settings, "train_every", None)
+        if every is not None and self.t % every == 0:
+            self.last_loss = self._train()
+
+    def posterior_values(
+        self, contexts: torch.Tensor, num_samples: int, streams: TrialStreams
+    ) -> torch.Tensor | None:
+        """Arm values [K, S, k] of K posterior draws at contexts [S, d], with randomness from
+        ``streams`` (posterior agents only; others return None)."""
+        return None
+
+    @abstractmethod
+    def _act(self, contexts: torch.Tensor) -> torch.Tensor: ...
+
+    def _observe(self, contexts, actions, rewards) -> None:  # noqa: B027 - optional hook
+        """Per-step bookkeeping beyond the buffer (e.g. a linear posterior update)."""
+
+    def _train(self) -> torch.Tensor | None:
+        """One retrain on all data so far; returns the mean loss per trial."""
+        return None

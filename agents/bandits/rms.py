@@ -1,0 +1,53 @@
+"""The Showdown's optimiser for its neural baselines: RMSProp with inverse-time learning-rate
+decay lr / (1 + decay * step), restarted at every retrain (``reset_lr=True``), and gradient
+clipping at norm 5 (per model, so batched trials stay independent)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from .base import NeuralSettings
+from .models import clip_grad_norm_per_model
+
+__all__ = ["RMSSettings", "RMSTrainer", "masked_mse"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RMSSettings(NeuralSettings):
+    lr: float = 0.1
+    """Initial RMSProp learning rate of every retrain."""
+    lr_decay: float = 0.5
+    """Inverse-time decay rate: lr / (1 + lr_decay * step)."""
+    max_grad_norm: float = 5.0
+    """Gradient-norm clip per model."""
+
+
+class RMSTrainer:
+    def __init__(self, params: Sequence[Tensor], settings: RMSSettings) -> None:
+        self.params, self.settings = list(params), settings
+        # TF1's RMSPropOptimizer defaults: decay 0.9, epsilon 1e-10
+        self.opt = torch.optim.RMSprop(self.params, lr=settings.lr, alpha=0.9, eps=1e-10)
+
+    def retrain(self, steps: int, losses: Callable[[int], Tensor]) -> Tensor:
+        """Run ``steps`` updates of ``losses(step) -> [M]``; returns the mean loss per model."""
+        total = None
+        for step in range(steps):
+            for group in self.opt.param_groups:
+                group["lr"] = self.settings.lr / (1 + self.settings.lr_decay * step)
+            loss = losses(step)
+            self.opt.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            clip_grad_norm_per_model(self.params, self.settings.max_grad_norm)
+            self.opt.step()
+            total = loss.detach() if total is None else total + loss.detach()
+        return total / steps
+
+
+def masked_mse(values: Tensor, actions: Tensor, rewards: Tensor) -> Tensor:
+    """Mean over the batch of (value of the pulled arm - reward)^2: values [M, B, k] -> [M]."""
+    pulled = torch.gather(values, -1, actions[..., None])[..., 0]
+    return (pulled - rewards).pow(2).mean(-1)
