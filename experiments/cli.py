@@ -1,15 +1,56 @@
 """The ``ivi-rl`` command line.
 
-ivi-rl demo [--out DIR] [--no-plot]     IVI regression demo with the Wasserstein check
+    ivi-rl bandit CONFIG [--out DIR] [--seeds N] [--horizon N] [--device cpu|cuda]
+                         [--data-dir DIR] [--workers N] [--no-vectorize] [--quiet]
+    ivi-rl demo [--out DIR] [--no-plot]
+
+A config that cannot run (unknown agent or dataset, bad setting, missing data file) is
+reported as one line on stderr with exit status 2, before anything runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from experiments import ivi_regression
 
+
+def _bandit(argv: list[str]) -> int:
+    from experiments.bandit import run_bandit
+    from experiments.bandit_config import ConfigError
+
+    p = argparse.ArgumentParser(prog="ivi-rl bandit", description="Run a bandit benchmark config.")
+    p.add_argument("config", help="TOML config, e.g. experiments/default.toml")
+    p.add_argument("--out", help="output directory (default: the config's 'out')")
+    p.add_argument("--seeds", type=int, help="use seeds 0..N-1")
+    p.add_argument("--horizon", type=int, help="steps per trial for every dataset")
+    p.add_argument("--device", help="'cpu' or 'cuda'")
+    p.add_argument("--data-dir", help="data directory (default: $IVI_RL_DATA or ~/.cache/ivi_rl)")
+    p.add_argument("--workers", type=int, help="parallel processes (default: CPU count)")
+    p.add_argument("--no-vectorize", action="store_true", help="run seeds one at a time")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    try:
+        run_bandit(
+            args.config,
+            out=args.out,
+            seeds=args.seeds,
+            horizon=args.horizon,
+            device=args.device,
+            data_dir=args.data_dir,
+            workers=args.workers,
+            vectorize=False if args.no_vectorize else None,
+            quiet=args.quiet,
+        )
+    except ConfigError as err:
+        print(f"ivi-rl bandit: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 COMMANDS = {
+    "bandit": (_bandit, "run a bandit benchmark config (TensorBoard, summary, plot)"),
     "demo": (ivi_regression.main, "IVI regression demo with the Wasserstein check"),
 }
 

@@ -1,0 +1,57 @@
+"""Run a bandit benchmark from a TOML config: ``run_bandit("experiments/default.toml")``
+(the Python twin of ``ivi-rl bandit CONFIG``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .bandit_config import BanditConfig, load_config
+from .bandit_report import report
+from .bandit_runner import default_workers, plan, run_tasks
+
+__all__ = ["run_bandit"]
+
+
+def run_bandit(
+    config: str | Path | BanditConfig,
+    *,
+    out: str | Path | None = None,
+    seeds: int | None = None,
+    horizon: int | None = None,
+    device: str | None = None,
+    data_dir: str | Path | None = None,
+    workers: int | None = None,
+    vectorize: bool | None = None,
+    quiet: bool = False,
+) -> list[dict]:
+    """Validate, run what is not finished yet, and write the report; returns the summary rows.
+
+    Rerunning into the same ``out`` skips finished runs (resume). ``quiet`` (or the ``CI``
+    environment variable) silences the progress bar.
+    """
+    if not isinstance(config, BanditConfig):
+        config = load_config(
+            config,
+            out=None if out is None else str(out),
+            seeds=seeds,
+            horizon=horizon,
+            device=device,
+            data_dir=None if data_dir is None else str(data_dir),
+            workers=workers,
+            vectorize=vectorize,
+        )
+    tasks = plan(config)
+    total = sum(len(t.seeds) * t.horizon for t in tasks)
+    silent = quiet or bool(os.environ.get("CI"))
+    with tqdm(total=total, unit="step", desc="bandit runs", disable=silent, smoothing=0.05) as bar:
+        run_tasks(tasks, config.workers or default_workers(tasks), bar.update)
+    rows = report(config)
+    if not silent:
+        print(
+            f"wrote {config.out}/summary.md and {config.out}/regret.png; "
+            f"TensorBoard: tensorboard --logdir {config.out}/tb"
+        )
+    return rows

@@ -1,0 +1,233 @@
+"""Bandit experiment configs: TOML in, validated dataclasses out.
+
+    horizon = 2000            # optional: default each dataset's Showdown n
+    seeds = 5                 # a count (seeds 0..4) or a list
+    device = "cpu"
+    out = "runs/default"
+    workers = 2               # parallel processes (default: CPU count)
+    vectorize = true          # run the seeds of one (dataset, agent) as one batch
+    log_points = 100          # TensorBoard points per run
+
+    [[datasets]]
+    name = "wheel"            # a dataset of envs.DATASETS
+    label = "wheel_0.9"       # optional; must be unique
+    delta = 0.9               # dataset settings
+    horizon = 5000            # optional per-dataset horizon
+
+    [[agents]]
+    name = "ivi_ts"           # an agent of agents.bandits.AGENTS
+    lr = 0.005                # agent settings
+
+Validation builds every dataset and one instance of every agent before any run starts, so an
+unknown name, a bad setting, a missing data file or a bad horizon fails at once with one
+message naming the place in the config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+import envs
+from agents.bandits import make_agent
+from ivi_rl.checks import resolve_device
+
+__all__ = ["AgentSpec", "BanditConfig", "ConfigError", "DatasetSpec", "load_config"]
+
+TOP_LEVEL = {
+    "horizon",
+    "seeds",
+    "device",
+    "out",
+    "workers",
+    "vectorize",
+    "log_points",
+    "datasets",
+    "agents",
+    "data_dir",
+}
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message names the file, the place and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    label: str
+    name: str
+    settings: dict[str, Any]
+    horizon: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentSpec:
+    label: str
+    name: str
+    settings: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class BanditConfig:
+    datasets: list[DatasetSpec]
+    agents: list[AgentSpec]
+    seeds: list[int]
+    out: Path
+    horizon: int | None = None
+    device: str = "cpu"
+    workers: int | None = None
+    vectorize: bool = True
+    log_points: int = 100
+    data_dir: str | None = None
+
+    def horizon_of(self, dataset: DatasetSpec, default: int) -> int:
+        return self.horizon or dataset.horizon or default
+
+
+def load_config(path: str | Path, **overrides: Any) -> BanditConfig:
+    """Read, override (``seeds``, ``horizon``, ``device``, ``out``, ``data_dir``, ...) and
+    validate a config. Raises :class:`ConfigError` before anything runs."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path} is not valid TOML: {err}") from None
+    try:
+        config = _parse(raw, {k: v for k, v in overrides.items() if v is not None})
+        _validate(config)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    return config
+
+
+def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> BanditConfig:
+    unknown = set(raw) - TOP_LEVEL
+    if unknown:
+        raise ConfigError(f"unknown keys {sorted(unknown)}; accepted: {sorted(TOP_LEVEL)}")
+    raw = {**raw, **overrides}
+    datasets = [_dataset(i, d) for i, d in enumerate(_tables(raw, "datasets"))]
+    agents = [_agent(i, a) for i, a in enumerate(_tables(raw, "agents"))]
+    for kind, specs in (("datasets", datasets), ("agents", agents)):
+        labels = [s.label for s in specs]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise ConfigError(f"{kind} labels {dupes} appear twice; give each a unique 'label'")
+    return BanditConfig(
+        datasets=datasets,
+        agents=agents,
+        seeds=_seeds(raw.get("seeds", 5)),
+        out=Path(_typed(raw, "out", str, "runs/bandit")),
+        horizon=_positive(raw.get("horizon"), "horizon"),
+        device=_typed(raw, "device", str, "cpu"),
+        workers=_positive(raw.get("workers"), "workers"),
+        vectorize=_typed(raw, "vectorize", bool, True),
+        log_points=_positive(raw.get("log_points", 100), "log_points"),
+        data_dir=raw.get("data_dir"),
+    )
+
+
+def _tables(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    tables = raw.get(key)
+    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+        raise ConfigError(f"'{key}' must be a non-empty array of tables ([[{key}]] with a name)")
+    return tables
+
+
+def _named(i: int, kind: str, table: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    table = dict(table)
+    name = table.pop("name", None)
+    if not isinstance(name, str):
+        raise ConfigError(f"{kind}[{i}] needs a string 'name'")
+    label = table.pop("label", name)
+    if not isinstance(label, str) or not label or "/" in label:
+        raise ConfigError(f"{kind}[{i}] label={label!r} must be a non-empty string without '/'")
+    return name, label, table
+
+
+def _dataset(i: int, table: dict[str, Any]) -> DatasetSpec:
+    name, label, settings = _named(i, "datasets", table)
+    horizon = _positive(settings.pop("horizon", None), f"datasets[{i}].horizon")
+    return DatasetSpec(label, name, settings, horizon)
+
+
+def _agent(i: int, table: dict[str, Any]) -> AgentSpec:
+    name, label, settings = _named(i, "agents", table)
+    return AgentSpec(label, name, settings)
+
+
+def _seeds(value: Any) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return list(range(value))
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)
+    ):
+        if len(set(value)) != len(value):
+            raise ConfigError(f"seeds={value!r} repeats a seed")
+        return list(value)
+    raise ConfigError(f"seeds={value!r} must be a positive count or a list of distinct ints >= 0")
+
+
+def _positive(value: Any, key: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key}={value!r} must be a positive int")
+    return value
+
+
+def _typed(raw: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+    value = raw.get(key, default)
+    if not isinstance(value, kind):
+        raise ConfigError(f"{key}={value!r} must be a {kind.__name__}")
+    return value
+
+
+def _validate(config: BanditConfig) -> None:
+    try:
+        resolve_device(config.device)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(str(err)) from None
+    shapes = {}
+    for i, spec in enumerate(config.datasets):
+        problem = _build(
+            f"datasets[{i}] ({spec.label})",
+            envs.make_problem,
+            spec.name,
+            data_dir=config.data_dir,
+            **spec.settings,
+        )
+        horizon = config.horizon_of(spec, problem.default_horizon)
+        _build(
+            f"datasets[{i}] ({spec.label})",
+            envs.problems.check_horizon,
+            horizon,
+            problem.max_horizon,
+        )
+        shapes[spec.label] = (problem.num_actions, problem.context_dim)
+    k, d = next(iter(shapes.values()))
+    for i, spec in enumerate(config.agents):
+        _build(
+            f"agents[{i}] ({spec.label})",
+            make_agent,
+            spec.name,
+            k,
+            d,
+            [0],
+            2,
+            device=config.device,
+            **spec.settings,
+        )
+
+
+def _build(where: str, fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        raise ConfigError(f"{where}: {err}") from None

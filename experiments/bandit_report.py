@@ -1,0 +1,189 @@
+"""Aggregate finished bandit runs: summary.csv / summary.md / mean_rank.csv, the mean-curve
+TensorBoard runs and regret.png. Everything is rebuilt from the per-trial result files, so a
+resumed experiment reports exactly what a single uninterrupted one would."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import write_bytes, write_text
+from .bandit_config import BanditConfig
+from .bandit_runner import result_path, run_dir
+
+__all__ = ["COLUMNS", "report"]
+
+COLUMNS = [
+    "dataset",
+    "agent",
+    "seeds",
+    "regret_mean",
+    "regret_se",
+    "normalized",
+    "normalized_se",
+    "rank",
+    "wall_s",
+]
+
+
+def _load(config: BanditConfig) -> dict[tuple[str, str], list[dict[str, np.ndarray]]]:
+    runs = {}
+    for ds in config.datasets:
+        for ag in config.agents:
+            found = []
+            for seed in config.seeds:
+                path = result_path(config.out, ds.label, ag.label, seed)
+                if path.exists():
+                    with np.load(path) as z:
+                        found.append({k: z[k] for k in z.files})
+            runs[ds.label, ag.label] = found
+    return runs
+
+
+def _rows(config: BanditConfig, runs) -> list[dict]:
+    uniform = next((a.label for a in config.agents if a.name == "uniform"), None)
+    rows = []
+    for ds in config.datasets:
+        base = None
+        if uniform and runs[ds.label, uniform]:
+            base = np.mean([r["cumulative_regret"][-1] for r in runs[ds.label, uniform]])
+        block = []
+        for ag in config.agents:
+            finals = np.array([r["cumulative_regret"][-1] for r in runs[ds.label, ag.label]])
+            if not finals.size:
+                continue
+            se = finals.std(ddof=1) / np.sqrt(finals.size) if finals.size > 1 else float("nan")
+            block.append(
+                {
+                    "dataset": ds.label,
+                    "agent": ag.label,
+                    "seeds": int(finals.size),
+                    "regret_mean": float(finals.mean()),
+                    "regret_se": float(se),
+                    "normalized": "" if not base else 100 * finals.mean() / base,
+                    "normalized_se": "" if not base else 100 * se / base,
+                    "wall_s": float(np.mean([r["wall_s"] for r in runs[ds.label, ag.label]])),
+                }
+            )
+        order = np.argsort(
+            np.argsort([r["regret_mean"] for r in block], kind="stable"), kind="stable"
+        )
+        for row, rank in zip(block, order, strict=True):
+            row["rank"] = int(rank) + 1
+        rows.extend(block)
+    return rows
+
+
+def _mean_ranks(rows: list[dict]) -> list[tuple[str, float, int]]:
+    agents = dict.fromkeys(r["agent"] for r in rows)
+    out = []
+    for agent in agents:
+        ranks = [r["rank"] for r in rows if r["agent"] == agent]
+        out.append((agent, float(np.mean(ranks)), len(ranks)))
+    return sorted(out, key=lambda x: x[1])
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "nan" if np.isnan(value) else f"{value:.2f}" if abs(value) < 1e5 else f"{value:.4g}"
+    return str(value)
+
+
+def _write_tables(config: BanditConfig, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(config.out / "summary.csv", buffer.getvalue())
+    ranks = _mean_ranks(rows)
+    write_text(
+        config.out / "mean_rank.csv",
+        "agent,mean_rank,datasets\n" + "".join(f"{a},{m:.3f},{n}\n" for a, m, n in ranks),
+    )
+    lines = [
+        "| dataset | agent | seeds | regret (mean ± s.e.) | normalized (Uniform = 100) | rank "
+        "| wall s / trial |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        norm = (
+            "" if r["normalized"] == "" else f"{r['normalized']:.2f} ± {_fmt(r['normalized_se'])}"
+        )
+        lines.append(
+            f"| {r['dataset']} | {r['agent']} | {r['seeds']} | {_fmt(r['regret_mean'])} ± "
+            f"{_fmt(r['regret_se'])} | {norm} | {r['rank']} | {r['wall_s']:.1f} |"
+        )
+    lines += ["", "| agent | mean rank | datasets |", "|---|---|---|"]
+    lines += [f"| {a} | {m:.2f} | {n} |" for a, m, n in ranks]
+    write_text(config.out / "summary.md", "\n".join(lines) + "\n")
+
+
+def _write_mean_runs(config: BanditConfig, runs) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    for (ds, ag), found in runs.items():
+        if not found:
+            continue
+        path = run_dir(config.out, "tb", ds, ag) / "mean"
+        shutil.rmtree(path, ignore_errors=True)
+        with SummaryWriter(str(path)) as writer:
+            cum = np.mean([r["cumulative_regret"] for r in found], axis=0)
+            opt = np.mean([r["optimal_fraction"] for r in found], axis=0)
+            for step, c, o in zip(found[0]["log_steps"], cum, opt, strict=True):
+                writer.add_scalar("regret/cumulative", float(c), int(step))
+                writer.add_scalar("actions/optimal_fraction", float(o), int(step))
+
+
+def _plot(config: BanditConfig, runs) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(config.datasets)
+    cols = min(n, 3)
+    fig, axes = plt.subplots(
+        (n + cols - 1) // cols,
+        cols,
+        figsize=(5 * cols, 3.6 * ((n + cols - 1) // cols)),
+        squeeze=False,
+    )
+    for ax, ds in zip(axes.flat, config.datasets, strict=False):
+        for ag in config.agents:
+            found = runs[ds.label, ag.label]
+            if not found:
+                continue
+            curves = np.array([r["cumulative_regret"] for r in found])
+            mean = curves.mean(0)
+            se = curves.std(0, ddof=1) / np.sqrt(len(found)) if len(found) > 1 else 0 * mean
+            steps = found[0]["log_steps"]
+            ax.plot(steps, mean, label=ag.label)
+            ax.fill_between(steps, mean - se, mean + se, alpha=0.2)
+        ax.set(title=ds.label, xlabel="step", ylabel="cumulative regret")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    write_bytes(config.out / "regret.png", buffer.getvalue())
+
+
+def report(config: BanditConfig) -> list[dict]:
+    """Write every aggregate of ``config``'s finished runs; returns the summary rows."""
+    runs = _load(config)
+    rows = _rows(config, runs)
+    _write_tables(config, rows)
+    _write_mean_runs(config, runs)
+    _plot(config, runs)
+    return rows
+
+
+def read_summary(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
