@@ -72,8 +72,9 @@ def make_optimizer(
 
 
 def set_base_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Set every group's ``lr`` to ``lr * group['lr_multiplier']`` (e.g. from a schedule)."""
-    _check_lr(lr)
+    """Set every group's ``lr`` to ``lr * group['lr_multiplier']`` (e.g. from a schedule,
+    which may end at 0)."""
+    _check_lr(lr, allow_zero=True)
     for i, group in enumerate(optimizer.param_groups):
         if "lr_multiplier" not in group:
             raise ValueError(
@@ -140,6 +141,11 @@ def _check_coverage(model: nn.Module, groups: list[dict[str, Any]]) -> None:
         raise RuntimeError(f"parameter groups miss {missing} and repeat {doubled}")
 
 
-def _check_lr(lr: float) -> None:
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ValueError(f"lr={lr!r} must be a positive float")
+def _check_lr(lr: float, allow_zero: bool = False) -> None:
+    if (
+        isinstance(lr, bool)
+        or not isinstance(lr, (int, float))
+        or not (lr > 0 or (allow_zero and lr == 0))
+    ):
+        accepted = "a float >= 0" if allow_zero else "a positive float"
+        raise ValueError(f"lr={lr!r} must be {accepted}")

@@ -34,9 +34,20 @@ __all__ = [
 
 
 class Parametrization(ABC):
-    """Maps (layer kind, parameter kind, fans) to an init std and an LR multiplier."""
+    """Maps (layer kind, parameter kind, fans) to an init std and an LR multiplier.
+
+    ``bias_std`` is the init (= prior) std of every bias, 1 in the table. Under IVI a bias with
+    prior std 0 starts at 0 with no covariance: a point mass whose mean still learns. That
+    removes the state-independent part of the prior predictive (output biases dominate it
+    under muP), which matters when draws must differ *between states* (deep exploration).
+    """
 
     name: ParametrizationName
+
+    def __init__(self, bias_std: float = 1.0) -> None:
+        if isinstance(bias_std, bool) or not isinstance(bias_std, (int, float)) or bias_std < 0:
+            raise ValueError(f"bias_std={bias_std!r} must be a number >= 0")
+        self.bias_std = float(bias_std)
 
     @abstractmethod
     def init_std(self, layer: LayerKind, param: ParamKind, fan_in: int, fan_out: int) -> float:
@@ -61,22 +72,27 @@ class Parametrization(ABC):
         return self.lr_multiplier(LayerKind.INPUT, ParamKind.BIAS, 1, width, optimizer)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        return f"{type(self).__name__}(bias_std={self.bias_std})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Parametrization) and other.name == self.name
+        return (
+            isinstance(other, Parametrization)
+            and other.name == self.name
+            and other.bias_std == self.bias_std
+        )
 
     def __hash__(self) -> int:
-        return hash(self.name)
+        return hash((self.name, self.bias_std))
 
 
 class Standard(Parametrization):
-    """Standard parametrization (SP); biases start with std 1, not PyTorch's 1/sqrt(fan_in)."""
+    """Standard parametrization (SP); biases start with std ``bias_std`` (1 by default, not
+    PyTorch's 1/sqrt(fan_in))."""
 
     name = ParametrizationName.SP
 
     def init_std(self, layer: LayerKind, param: ParamKind, fan_in: int, fan_out: int) -> float:
-        return 1.0 if param is ParamKind.BIAS else 1.0 / math.sqrt(fan_in)
+        return self.bias_std if param is ParamKind.BIAS else 1.0 / math.sqrt(fan_in)
 
     def lr_multiplier(
         self,
@@ -96,7 +112,7 @@ class MaximalUpdate(Parametrization):
 
     def init_std(self, layer: LayerKind, param: ParamKind, fan_in: int, fan_out: int) -> float:
         if param is ParamKind.BIAS:
-            return 1.0
+            return self.bias_std
         if layer is LayerKind.OUTPUT:
             return 1.0 / fan_in
         return 1.0 / math.sqrt(fan_in)

@@ -82,8 +82,12 @@ def test_set_base_lr_keeps_multipliers():
     plain = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError, match=r"param_groups\[0\] has no 'lr_multiplier'"):
         set_base_lr(plain, 0.01)
-    with pytest.raises(ValueError, match=r"lr=-1 must be a positive float"):
+    with pytest.raises(ValueError, match=r"lr=-1 must be a float >= 0"):
         set_base_lr(opt, -1)
+    set_base_lr(opt, 0.0)  # a schedule may end at 0
+    assert all(g["lr"] == 0 for g in opt.param_groups)
+    with pytest.raises(ValueError, match=r"lr=0 must be a positive float"):
+        param_groups(model, 0)
 
 
 def test_make_optimizer_kinds_and_defaults():

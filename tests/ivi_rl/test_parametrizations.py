@@ -87,3 +87,18 @@ def test_get_parametrization_by_name_and_object():
     assert get_parametrization(p) is p
     with pytest.raises(ValueError, match=r"parametrization='µP'.*accepted: 'mup', 'sp'"):
         get_parametrization("µP")
+
+
+def test_zero_bias_std_makes_biases_point_masses_at_zero():
+    model = make_mlp(6, 3, (16, 16), parametrization=MaximalUpdate(bias_std=0.0))
+    for layer in model.layers:
+        assert torch.equal(layer.bias, torch.zeros_like(layer.bias))
+    out_cov = model.layers[-1].cov
+    assert torch.equal(out_cov.bias_factor, torch.zeros_like(out_cov.bias_factor))
+    # biases have no variance, so every draw shares them; weights stay random
+    w, b = model.layers[-1].sampled_parameters(model.layers[-1].sample_noise((4,)))
+    assert torch.equal(b, torch.zeros_like(b)) and w.std(0).min() > 0
+    assert MaximalUpdate(0.0) == MaximalUpdate(0.0) != MaximalUpdate()
+    assert get_parametrization(MaximalUpdate(0.0)).bias_std == 0.0
+    with pytest.raises(ValueError, match=r"bias_std=-1 must be a number >= 0"):
+        Standard(bias_std=-1)
