@@ -203,7 +203,9 @@ class _Logger:
             writer.add_scalar("actions/optimal_fraction", self.optimal[i][-1], t)
             if self.agent.last_loss is not None:
                 writer.add_scalar("train/loss", float(self.agent.last_loss[i]), t)
-            if spread is not None:
+            if spread is not None and np.isfinite(spread[i]).all():
+                # a diverged model (non-finite values) is visible in its regret and loss; the
+                # histogram writer cannot take non-finite values
                 writer.add_scalar("posterior/spread", float(spread[i].mean()), t)
                 writer.add_histogram("posterior/spread_per_arm", spread[i], t)
         self.steps.append(t)

@@ -42,6 +42,12 @@ class IVITSSettings(NeuralSettings):
     """Continue each retrain from the current posterior; False restarts from the prior draw."""
     reward_scaling: Literal["none", "standardize"] = "standardize"
     """'standardize': fit (r - mean) / std of all rewards so far (argmax is unchanged)."""
+    input_scaling: Literal["none", "standardize", "scale"] = "scale"
+    """Input normalisation from all contexts seen at the latest retrain (used for decisions
+    too): 'standardize' z-scores every feature; 'scale' centres every feature and divides by
+    one scalar, the root mean per-feature variance (rare one-hot categories stay small). muP
+    assumes O(1) inputs: raw jester ratings (+-10) or price changes (+-50) otherwise make the
+    input layer's SGD step (x fan_out) diverge."""
     num_samples: int = 1
     """Weight samples per training step (M; the paper uses 1)."""
 
@@ -68,16 +74,32 @@ class IVITS(BanditAgent):
         self.net = VmappedVariational(make, _expected_mse, init)
         self.decision_noise = BlockedNormal(self.act_streams, [self.net.noise_dim], self.dtype)
         self.opt = self.net.optimizer(s.lr, "sgd", momentum=s.momentum)
+        kw = {"device": self.device, "dtype": self.dtype}
+        self.x_mean = torch.zeros(self.num_trials, 1, context_dim, **kw)
+        self.x_std = torch.ones(self.num_trials, 1, context_dim, **kw)
+
+    def _inputs(self, contexts: Tensor) -> Tensor:
+        """Contexts [S, B, d] in the network's input scale."""
+        return (contexts - self.x_mean) / self.x_std
 
     def posterior_values(self, contexts: Tensor, num_samples: int, streams) -> Tensor:
         z = streams.normal(num_samples, self.net.noise_dim, dtype=self.dtype)
         with torch.no_grad():
-            return self.net.predict(contexts[:, None, :], z)[:, :, 0].transpose(0, 1)
+            return self.net.predict(self._inputs(contexts[:, None, :]), z)[:, :, 0].transpose(0, 1)
 
     def _act(self, contexts: Tensor) -> Tensor:
         with torch.no_grad():
-            values = self.net.predict(contexts[:, None, :], self.decision_noise())
+            values = self.net.predict(self._inputs(contexts[:, None, :]), self.decision_noise())
         return values[:, 0].argmax(-1)
+
+    def _fit_input_scale(self) -> None:
+        seen = self.buffer.contexts[:, : self.t]
+        self.x_mean = seen.mean(1, keepdim=True)
+        var = seen.var(1, keepdim=True)
+        if self.settings.input_scaling == "scale":
+            var = var.mean(-1, keepdim=True).expand_as(var)
+        std = var.sqrt()
+        self.x_std = torch.where(std > 1e-8, std, torch.ones_like(std))
 
     def _targets(self, rewards: Tensor) -> Tensor:
         if self.settings.reward_scaling == "none":
@@ -91,20 +113,32 @@ class IVITS(BanditAgent):
         if not s.warm_start:
             self.net.reset_to_prior()
         self.opt.state.clear()  # fresh momentum for every retrain
-        total = torch.zeros(self.num_trials, device=self.device)
+        if s.input_scaling != "none":
+            self._fit_input_scale()
+        # All random numbers of the retrain at once: S generator calls per retrain instead of
+        # per step (kernel launches on a GPU), same per-trial streams batched or alone.
+        steps, batch = s.train_steps, s.batch_size
+        indices = self.buffer.sample_indices(self.train_streams, steps * batch).view(
+            -1, steps, batch
+        )
         sample_shape = () if s.num_samples == 1 else (s.num_samples,)
-        for _ in range(s.train_steps):
-            idx = self.buffer.sample_indices(self.train_streams, s.batch_size)
-            ctx, actions, rewards = self.buffer.gather(idx)
+        noise = self.train_streams.normal(
+            steps, *sample_shape, self.net.noise_dim, dtype=self.dtype
+        )
+        targets = self._targets(self.buffer.rewards[:, : self.t])
+        total = torch.zeros(self.num_trials, device=self.device)
+        for step in range(steps):
+            ctx, actions, _ = self.buffer.gather(indices[:, step])
+            y = torch.gather(targets, 1, indices[:, step])[..., None].expand(
+                -1, -1, self.num_actions
+            )
             mask = torch.nn.functional.one_hot(actions, self.num_actions).to(self.dtype)
-            y = self._targets(rewards)[..., None].expand(-1, -1, self.num_actions)
-            z = self.train_streams.normal(*sample_shape, self.net.noise_dim, dtype=self.dtype)
-            loss = self.net.loss(ctx, z, y, mask)
+            loss = self.net.loss(self._inputs(ctx), noise[:, step], y, mask)
             self.opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             self.opt.step()
             total += loss.detach()
-        return total / s.train_steps
+        return total / steps
 
 
 def _make_capped(d, k, s, cov, rank, device, dtype) -> ivi_rl.VariationalMLP:
