@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup run demo test test-fast lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-demo: $(STAMP)  ## the quick start's main job
+run: $(STAMP)  ## the quick start's main job: the wheel bandit benchmark
+	$(VENV)/bin/ivi-rl bandit experiments/default.toml
+
+demo: $(STAMP)  ## IVI regression demo with the Wasserstein check
 	$(PY) -m experiments.ivi_regression
 
 test: $(STAMP)  ## the whole suite, slow learning checks included (what CI runs)

@@ -16,4 +16,4 @@ def test_readme_python_blocks_run():
 def test_readme_quick_start_is_two_make_commands():
     quick = README.read_text().split("## Quick start")[1].split("```bash\n")[1].split("```")[0]
     commands = [line.split("#")[0].strip() for line in quick.splitlines() if line.strip()]
-    assert commands == ["make demo", "make test"]
+    assert commands == ["make run", "make test"]
