@@ -1,1 +1,7 @@
-"""Agents: bandit agents and stable-baselines3 posterior-sampling algorithms."""
+"""Agents: bandit agents (``agents.bandits``) and posterior-sampling DQN variants for
+stable-baselines3: :class:`IVIDQN`, :class:`BootstrappedDQN`, :class:`NoisyDQN`."""
+
+from .sb3.ivi_dqn import IVIDQN
+from .sb3.policies import IVIDQNPolicy, PosteriorQNetwork
+
+__all__ = ["IVIDQN", "IVIDQNPolicy", "PosteriorQNetwork"]

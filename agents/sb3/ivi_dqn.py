@@ -1,0 +1,181 @@
+"""IVIDQN: DQN with Thompson sampling from an implicitly regularized variational posterior.
+
+The Q-network is an ``ivi_rl`` variational MLP (input and output layers low-rank Gaussian,
+muP). Each environment holds one posterior draw for a whole episode and acts greedily on it
+(epsilon = 0): deep exploration as in randomized value functions (Osband et al.). Training
+minimises the expected TD loss over a fresh weight draw per minibatch: no KL, no prior term,
+no weight decay, starting from the prior (the initialisation).
+
+Target network (``target``): the TD target of a draw is computed by the target network
+*with the same draw* ('same_draw', default: every sampled Q-function is regressed on its own
+Bellman target, like the heads of Bootstrapped DQN), by the target's posterior mean ('mean'),
+or by an independent draw ('independent', NoisyNet's choice).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from stable_baselines3 import DQN
+from stable_baselines3.common.policies import BasePolicy
+
+import ivi_rl
+
+from .common import check_spaces
+from .policies import IVIDQNPolicy
+
+__all__ = ["IVIDQN"]
+
+TARGETS = ("same_draw", "mean", "independent")
+LOSSES = ("mse", "huber")
+
+
+class IVIDQN(DQN):
+    """DQN with IVI posterior sampling. Takes DQN's arguments, except the epsilon-greedy ones,
+    plus:
+
+    :param target: how TD targets use the target network: 'same_draw', 'mean', 'independent'.
+    :param loss: 'mse' (the expected squared TD error, IVI's objective) or 'huber' (DQN's).
+    :param spread_draws: draws used to log the posterior spread of Q (0 disables it).
+
+    Policy keyword arguments (``policy_kwargs``) add ``stochastic``, ``cov``, ``rank`` and
+    ``parametrization`` (see ``ivi_rl.make_mlp``) and accept ``optimizer_class`` SGD or Adam.
+    ``predict(obs, deterministic=True)`` acts on the posterior mean, ``False`` on the held draw.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": IVIDQNPolicy}
+    policy: IVIDQNPolicy
+
+    def __init__(
+        self,
+        policy: str | type[IVIDQNPolicy],
+        env,
+        learning_rate=1e-3,
+        *,
+        target: str = "same_draw",
+        loss: str = "mse",
+        spread_draws: int = 8,
+        **kwargs: Any,
+    ) -> None:
+        check_spaces("IVIDQN", env)
+        for name, value, accepted in (("target", target, TARGETS), ("loss", loss, LOSSES)):
+            if value not in accepted:
+                raise ValueError(
+                    f"{name}={value!r} is not accepted; accepted: {', '.join(accepted)}"
+                )
+        for key in ("exploration_fraction", "exploration_initial_eps", "exploration_final_eps"):
+            if kwargs.get(key):
+                raise ValueError(
+                    f"{key}={kwargs[key]!r}: IVIDQN explores by posterior sampling, epsilon is 0"
+                )
+        self.target_mode, self.loss_kind, self.spread_draws = target, loss, spread_draws
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            exploration_initial_eps=0.0,
+            exploration_final_eps=0.0,
+            **kwargs,
+        )
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        device = self.device
+        seed = (
+            self.seed
+            if self.seed is not None
+            else int(np.random.SeedSequence().generate_state(1)[0])
+        )
+        self.policy.q_net.seed(seed)
+        self._train_generator = torch.Generator(device=device).manual_seed(seed + 1)
+
+    def _setup_learn(self, *args, **kwargs):
+        out = super()._setup_learn(*args, **kwargs)
+        self.policy.q_net.resample(n_envs=self.n_envs)  # the first episode acts on a prior draw
+        return out
+
+    def _store_transition(
+        self, replay_buffer, buffer_action, new_obs, reward, dones, infos
+    ) -> None:
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+        done = np.flatnonzero(dones)
+        if done.size:
+            self.policy.q_net.resample(env_indices=done)  # a new draw for each new episode
+
+    def _sample_action(self, learning_starts, action_noise=None, n_envs=1):
+        # Warm-up acts on the held prior draws too, instead of uniform dithering.
+        action, _ = self.predict(self._last_obs, deterministic=False)
+        return action, action
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        return self.policy.predict(observation, state, episode_start, deterministic)
+
+    def _update_learning_rate(self, optimizers) -> None:
+        # SGD/Adam groups keep their muP multipliers: lr = schedule x multiplier
+        base = self.lr_schedule(self._current_progress_remaining)
+        self.logger.record("train/learning_rate", base)
+        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
+            ivi_rl.set_base_lr(optimizer, base)
+
+    def _td_target(self, replay_data, noise: ivi_rl.Noise) -> torch.Tensor:
+        target_net = self.policy.q_net_target
+        next_obs = replay_data.next_observations
+        if self.target_mode == "same_draw":
+            next_q = target_net(next_obs, noise)
+        elif self.target_mode == "mean":
+            next_q = target_net.mean_q(next_obs)
+        else:
+            next_q = target_net(next_obs, generator=self._train_generator)
+        discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+        return (
+            replay_data.rewards
+            + (1 - replay_data.dones) * discounts * next_q.max(1, keepdim=True)[0]
+        )
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        q_net = self.policy.q_net
+        losses = []
+        for _ in range(gradient_steps):
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            noise = q_net.q_net.sample_noise(generator=self._train_generator)  # fresh draw
+            with torch.no_grad():
+                target = self._td_target(replay_data, noise)
+            current = torch.gather(
+                q_net(replay_data.observations, noise), 1, replay_data.actions.long()
+            )
+            loss = (
+                F.mse_loss(current, target)
+                if self.loss_kind == "mse"
+                else F.smooth_l1_loss(current, target)
+            )
+            losses.append(loss.item())
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/loss", float(np.mean(losses)))
+        if self.spread_draws > 1:
+            self._record_spread(replay_data.observations)
+
+    def _record_spread(self, observations) -> None:
+        """Posterior std of Q over draws, on the last minibatch: scalar and histogram."""
+        q_net = self.policy.q_net
+        with torch.no_grad():
+            features = q_net.extract_features(observations, q_net.features_extractor)
+            draws = q_net.q_net(
+                features, sample_shape=(self.spread_draws,), generator=self._train_generator
+            )
+        spread = draws.std(0)
+        self.logger.record("posterior/spread", float(spread.mean()))
+        self.logger.record(
+            "posterior/spread_hist",
+            spread.flatten().cpu(),
+            exclude=("stdout", "log", "json", "csv"),
+        )
