@@ -23,7 +23,7 @@ def test_default_config_is_the_wheel_with_the_readme_agents():
     }
 
 
-@pytest.mark.parametrize("name", ["ablations/ivi_settings.toml"])
+@pytest.mark.parametrize("name", ["ablations/ivi_settings.toml", "showdown_cpu.toml"])
 def test_ablation_configs_validate(name):
     if not (SHARED / "mushroom").exists():
         pytest.skip("needs ../shared/data")
