@@ -223,21 +223,24 @@ class _Logger:
         return values.std(0).double().cpu().numpy()
 
 
-def _worker(task: Task, queue) -> None:
+def _worker(run: Callable, task, queue) -> None:
     torch.set_num_threads(1)
-    execute(task, queue.put)
+    run(task, queue.put)
 
 
-def run_tasks(tasks: list[Task], workers: int, progress: Callable[[int], None]) -> None:
-    """Run tasks inline (one worker) or in spawned processes, reporting steps to ``progress``."""
+def run_tasks(
+    tasks: list, workers: int, progress: Callable[[int], None], run: Callable = execute
+) -> None:
+    """Run ``run(task, progress)`` for every task, inline (one worker) or in spawned processes
+    (``run`` must be a module-level function), reporting steps to ``progress``."""
     if workers <= 1 or len(tasks) <= 1:
         for task in tasks:
-            execute(task, progress)
+            run(task, progress)
         return
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         queue = manager.Queue()
-        futures = {pool.submit(_worker, task, queue) for task in tasks}
+        futures = {pool.submit(_worker, run, task, queue) for task in tasks}
         while futures:
             finished, futures = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
             while not queue.empty():
@@ -248,5 +251,5 @@ def run_tasks(tasks: list[Task], workers: int, progress: Callable[[int], None]) 
             progress(queue.get())
 
 
-def default_workers(tasks: list[Task]) -> int:
+def default_workers(tasks: list) -> int:
     return max(1, min(len(tasks), os.cpu_count() or 1))

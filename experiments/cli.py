@@ -2,6 +2,7 @@
 
     ivi-rl bandit CONFIG [--out DIR] [--seeds N] [--horizon N] [--device cpu|cuda]
                          [--data-dir DIR] [--workers N] [--no-vectorize] [--quiet]
+    ivi-rl rl CONFIG [--out DIR] [--seeds N] [--device cpu|cuda] [--workers N] [--quiet]
     ivi-rl demo [--out DIR] [--no-plot]
 
 A config that cannot run (unknown agent or dataset, bad setting, missing data file) is
@@ -49,8 +50,36 @@ def _bandit(argv: list[str]) -> int:
     return 0
 
 
+def _rl(argv: list[str]) -> int:
+    from experiments.bandit_config import ConfigError
+    from experiments.rl import run_rl
+
+    p = argparse.ArgumentParser(prog="ivi-rl rl", description="Run an RL benchmark config.")
+    p.add_argument("config", help="TOML config, e.g. experiments/deep_sea.toml")
+    p.add_argument("--out", help="output directory (default: the config's 'out')")
+    p.add_argument("--seeds", type=int, help="use seeds 0..N-1")
+    p.add_argument("--device", help="'cpu' or 'cuda'")
+    p.add_argument("--workers", type=int, help="parallel processes (default: CPU count)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+    try:
+        run_rl(
+            args.config,
+            out=args.out,
+            seeds=args.seeds,
+            device=args.device,
+            workers=args.workers,
+            quiet=args.quiet,
+        )
+    except ConfigError as err:
+        print(f"ivi-rl rl: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 COMMANDS = {
     "bandit": (_bandit, "run a bandit benchmark config (TensorBoard, summary, plot)"),
+    "rl": (_rl, "run an RL benchmark config (SB3 agents, Deep Sea sweeps)"),
     "demo": (ivi_regression.main, "IVI regression demo with the Wasserstein check"),
 }
 

@@ -1,0 +1,126 @@
+"""The RL runner end to end on a tiny Deep Sea sweep, and config validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from experiments.bandit_config import ConfigError
+from experiments.cli import main as cli
+from experiments.rl import load_rl_config, run_rl
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+TINY = """
+seeds = 2
+workers = 1
+
+[[envs]]
+id = "ivi_rl/DeepSea-v0"
+label = "deep_sea"
+episodes = 30
+sweep = { size = [4, 5] }
+
+[[agents]]
+name = "ivi_dqn"
+learning_starts = 16
+batch_size = 16
+policy_kwargs = { net_arch = [16, 16] }
+[[agents]]
+name = "dqn"
+learning_starts = 16
+batch_size = 16
+policy_kwargs = { net_arch = [16, 16] }
+"""
+
+
+def write(tmp_path: Path, text: str = TINY) -> Path:
+    path = tmp_path / "rl.toml"
+    path.write_text(f'out = "{tmp_path / "out"}"\n' + text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rl")
+    config = write(tmp)
+    return tmp, config, run_rl(config, quiet=True)
+
+
+def test_summary_and_event_files(finished):
+    tmp, _, rows = finished
+    assert {(r["env"], r["agent"]) for r in rows} == {
+        (f"deep_sea_{n}", a) for n in (4, 5) for a in ("ivi_dqn", "dqn")
+    }
+    text = (tmp / "out" / "summary.md").read_text()
+    assert "bsuite Deep Sea score" in text and (tmp / "out" / "solve.png").exists()
+    acc = EventAccumulator(
+        str(tmp / "out" / "tb" / "deep_sea_5" / "ivi_dqn" / "seed_1"), size_guidance={"scalars": 0}
+    )
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {
+        "regret/cumulative",
+        "rollout/episode_return",
+        "deep_sea/total_bad_episodes",
+        "train/loss",
+        "posterior/spread",
+    } <= tags
+    with np.load(tmp / "out" / "results" / "deep_sea_5" / "ivi_dqn" / "seed_1.npz") as z:
+        regret = [e.value for e in acc.Scalars("regret/cumulative")]
+        optimal = 0.99
+        # the logged cumulative regret is the sum of (optimal - return) over episodes
+        assert regret[-1] == pytest.approx(float(np.sum(optimal - z["returns"])), rel=1e-5)
+        assert z["bad"].size == z["returns"].size
+
+
+def test_resume_skips_finished_runs(finished):
+    tmp, config, _ = finished
+    stamp = (tmp / "out" / "results" / "deep_sea_4" / "dqn" / "seed_0.npz").stat().st_mtime_ns
+    run_rl(config, quiet=True)
+    assert (
+        tmp / "out" / "results" / "deep_sea_4" / "dqn" / "seed_0.npz"
+    ).stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (
+            lambda t: t.replace('name = "dqn"', 'name = "a2c"'),
+            r"name='a2c' is not accepted; accepted: ivi_dqn",
+        ),
+        (
+            lambda t: t.replace('id = "ivi_rl/DeepSea-v0"', 'id = "ivi_rl/DeepLake-v0"'),
+            r"env deep_sea_4 \(ivi_rl/DeepLake-v0\)",
+        ),
+        (lambda t: t.replace("size = [4, 5]", "size = [1]"), r"size=1 must be an int >= 2"),
+        (lambda t: t.replace("episodes = 30", ""), r"needs exactly one budget"),
+        (
+            lambda t: t.replace("batch_size = 16\npolicy", "batch_size = 16\nbogus = 1\npolicy"),
+            r"agent ivi_dqn \(ivi_dqn\).*bogus",
+        ),
+        (
+            lambda t: t.replace('id = "ivi_rl/DeepSea-v0"', 'id = "Pendulum-v1"').replace(
+                "sweep = { size = [4, 5] }", ""
+            ),
+            r"needs a Discrete action space",
+        ),
+    ],
+)
+def test_bad_rl_configs(tmp_path, edit, match):
+    path = write(tmp_path, edit(TINY))
+    with pytest.raises(ConfigError, match=match):
+        run_rl(path, quiet=True)
+    assert cli(["rl", str(path), "--quiet"]) == 2
+
+
+@pytest.mark.parametrize("name", ["deep_sea.toml", "classic.toml"])
+def test_shipped_rl_configs_validate(name):
+    config = load_rl_config(EXPERIMENTS / name)
+    assert {a.name for a in config.agents} == {"ivi_dqn", "bootstrapped_dqn", "noisy_dqn", "dqn"}
+    if name == "deep_sea.toml":
+        assert [e.kwargs["size"] for e in config.envs] == list(range(10, 51, 2))
+        assert {e.episodes for e in config.envs} == {10_000}
