@@ -344,6 +344,9 @@ def _rows(config: RLConfig, runs) -> list[dict]:
                     "size": "" if size < 0 else size,
                     "seeds": len(found),
                     "solved": f"{len(solved)}/{len(found)}" if size > 0 else "",
+                    "good_episodes": float(np.mean([(~r["bad"]).sum() for r in found]))
+                    if size > 0
+                    else "",
                     "episodes_to_solve": float(np.median(solved)) if solved else "",
                     "final_return": float(
                         np.mean([r["returns"][-100:].mean() for r in found if r["returns"].size])

@@ -22,11 +22,17 @@ __all__ = ["IVIDQNPolicy", "PosteriorQNetwork"]
 
 _ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.GELU: "gelu", nn.SiLU: "silu", nn.ELU: "elu"}
 
-DEFAULT_PARAMETRIZATION = ivi_rl.MaximalUpdate(bias_std=0.0)
-"""muP with zero-std biases. With the table's bias std 1 the prior predictive of Q is almost
-entirely the output biases, identical in every state, so a draw prefers one action everywhere
-(measured: 100% of draws, 64 one-hot states) and on Deep Sea N = 8 no episode in 500 reached
-the goal; with bias std 0, 296 of 500 did (seed 0). See experiments/RESULTS.md."""
+DEFAULT_BIAS_STD = 0.0
+"""Prior std of the biases. With the muP table's 1, the prior predictive of Q is almost
+entirely the output biases, identical in every state, so every draw prefers one action in
+all states and Deep Sea is not explored; see experiments/RESULTS.md ("IVIDQN's prior")."""
+
+
+def _parametrization(name: str | ivi_rl.Parametrization, bias_std: float) -> ivi_rl.Parametrization:
+    if isinstance(name, ivi_rl.Parametrization):
+        return name
+    kind = type(ivi_rl.get_parametrization(name))
+    return kind(bias_std=bias_std)
 
 
 class PosteriorQNetwork(QNetwork):
@@ -44,7 +50,8 @@ class PosteriorQNetwork(QNetwork):
         stochastic: str = "input_output",
         cov: str = "auto",
         rank: int | None = None,
-        parametrization: str = "mup",
+        parametrization: str | ivi_rl.Parametrization = "mup",
+        bias_std: float = DEFAULT_BIAS_STD,
     ) -> None:
         super().__init__(
             observation_space,
@@ -65,13 +72,17 @@ class PosteriorQNetwork(QNetwork):
             "cov": cov,
             "rank": rank,
             "parametrization": parametrization,
+            "bias_std": bias_std,
         }
         self.q_net = ivi_rl.make_mlp(
             features_dim,
             int(action_space.n),
             self.net_arch,
             activation=_ACTIVATIONS[activation_fn],
-            **self.posterior_kwargs,
+            stochastic=stochastic,
+            cov=cov,
+            rank=rank,
+            parametrization=_parametrization(parametrization, bias_std),
         )
         self.held: ivi_rl.Noise | None = None
         self.generator: torch.Generator | None = None
@@ -130,7 +141,8 @@ class IVIDQNPolicy(DQNPolicy):
     """DQN policy with a :class:`PosteriorQNetwork`; ``deterministic=True`` acts on the
     posterior mean, ``deterministic=False`` on each environment's held draw.
 
-    Extra args: ``stochastic``, ``cov``, ``rank``, ``parametrization`` (see ``ivi_rl.make_mlp``).
+    Extra args: ``stochastic``, ``cov``, ``rank``, ``parametrization`` (see ``ivi_rl.make_mlp``)
+    and ``bias_std``, the biases' prior std (default 0, see :data:`DEFAULT_BIAS_STD`).
     The optimizer (SGD or Adam) gets the parametrization's per-group learning rates.
     """
 
@@ -152,7 +164,8 @@ class IVIDQNPolicy(DQNPolicy):
         stochastic: str = "input_output",
         cov: str = "auto",
         rank: int | None = None,
-        parametrization: str | ivi_rl.Parametrization = DEFAULT_PARAMETRIZATION,
+        parametrization: str | ivi_rl.Parametrization = "mup",
+        bias_std: float = DEFAULT_BIAS_STD,
     ) -> None:
         if optimizer_class not in (torch.optim.SGD, torch.optim.Adam):
             raise ValueError(
@@ -165,6 +178,7 @@ class IVIDQNPolicy(DQNPolicy):
             "cov": cov,
             "rank": rank,
             "parametrization": parametrization,
+            "bias_std": bias_std,
         }
         super().__init__(
             observation_space,

@@ -11,6 +11,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 import envs
+import ivi_rl
 from agents import IVIDQN
 
 SMALL = dict(
@@ -85,6 +86,20 @@ def test_save_load_round_trip_gives_identical_actions(tmp_path):
         torch.testing.assert_close(loaded.policy.state_dict()[name], p)
     mean, _ = evaluate_policy(loaded, Monitor(deep_sea(5)), n_eval_episodes=2)
     assert np.isfinite(mean)
+
+
+def test_bias_prior_std_is_a_policy_setting():
+    """Default: zero-std biases (point masses at 0); bias_std=1 restores the muP table."""
+    default = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **SMALL).policy.q_net.q_net
+    assert all(torch.equal(layer.bias, torch.zeros_like(layer.bias)) for layer in default.layers)
+    table = IVIDQN(
+        "MlpPolicy",
+        deep_sea(5),
+        seed=0,
+        **{**SMALL, "policy_kwargs": dict(net_arch=[50, 50], bias_std=1.0)},
+    ).policy.q_net.q_net
+    assert table.layers[-1].bias.abs().sum() > 0
+    assert table.parametrization == ivi_rl.MaximalUpdate(bias_std=1.0)
 
 
 def test_deterministic_uses_the_posterior_mean():
