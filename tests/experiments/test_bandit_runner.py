@@ -222,3 +222,19 @@ def test_cli_overrides(tmp_path):
     with np.load(result_path(tmp_path / "o2", "wheel_0.7", "uniform", 0)) as z:
         assert z["regret"].shape == (40,)
     assert os.path.exists(tmp_path / "o2" / "tb" / "wheel_0.7" / "uniform" / "seed_0")
+
+
+@pytest.mark.cuda
+def test_tiny_config_runs_on_cuda(tmp_path, cuda_device):
+    rows = run_bandit(write_config(tmp_path), quiet=True, device="cuda", seeds=2)
+    assert {r["agent"] for r in rows} == {"uniform", "lin_full_post", "ivi_ts"}
+
+
+def test_bench_trials_prints_throughput_and_speedup(capsys):
+    from experiments.bench_trials import main as bench
+
+    speedup = bench(["--dataset", "wheel", "--agent", "uniform", "--horizon", "30", "--seeds", "2"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == f"speedup {speedup:.2f}" and speedup > 0
+    assert any("one-at-a-time" in line and "agent-steps/s" in line for line in lines)
+    assert any("vectorized" in line and "agent-steps/s" in line for line in lines)
