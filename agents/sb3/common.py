@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+import torch
 from gymnasium import spaces
 
-__all__ = ["check_spaces"]
+__all__ = ["EpisodicSampling", "NoEpsilon", "check_spaces"]
 
 
 def check_spaces(algorithm: str, env) -> None:
@@ -22,3 +24,53 @@ def check_spaces(algorithm: str, env) -> None:
             f"{algorithm} needs a Box observation space; the env has {observation_space} "
             "(wrap it, e.g. gymnasium.wrappers.FlattenObservation or a one-hot wrapper)"
         )
+
+
+class NoEpsilon:
+    """Mixin (before DQN in the bases): exploration comes from the network, never epsilon.
+
+    Warm-up steps act on the network too (its prior), instead of SB3's uniform dithering.
+    """
+
+    def _sample_action(self, learning_starts, action_noise=None, n_envs=1):
+        action, _ = self.predict(self._last_obs, deterministic=False)
+        return action, action
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        return self.policy.predict(observation, state, episode_start, deterministic)
+
+    def _record_training(self, losses: list[float], spread: torch.Tensor | None) -> None:
+        """SB3's training records plus the posterior spread as a scalar and a histogram."""
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/loss", float(np.mean(losses)))
+        if spread is None:
+            return
+        self.logger.record("posterior/spread", float(spread.mean()))
+        self.logger.record(
+            "posterior/spread_hist",
+            spread.flatten().cpu(),
+            exclude=("stdout", "log", "json", "csv"),
+        )
+
+
+class EpisodicSampling(NoEpsilon):
+    """Mixin: hold one posterior sample per environment for a whole episode.
+
+    Subclasses implement ``_new_episodes(env_indices)`` (None: every environment), called when
+    learning starts and for every environment whose episode just ended (after the transition
+    is stored, before the next action).
+    """
+
+    def _new_episodes(self, env_indices) -> None:
+        raise NotImplementedError
+
+    def _setup_learn(self, *args, **kwargs):
+        out = super()._setup_learn(*args, **kwargs)
+        self._new_episodes(None)
+        return out
+
+    def _store_transition(self, replay_buffer, buffer_action, new_obs, reward, dones, infos):
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+        done = np.flatnonzero(dones)
+        if done.size:
+            self._new_episodes(done)

@@ -22,7 +22,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from .common import check_spaces
+from .common import EpisodicSampling, check_spaces
 
 __all__ = ["BootstrappedDQN", "EnsembleQNetwork"]
 
@@ -124,7 +124,7 @@ class BootstrappedDQNPolicy(DQNPolicy):
         return {**super()._get_constructor_parameters(), **self.ensemble_kwargs}
 
 
-class BootstrappedDQN(DQN):
+class BootstrappedDQN(EpisodicSampling, DQN):
     """Bootstrapped DQN with randomized prior functions; DQN's arguments without epsilon.
     ``policy_kwargs`` add ``num_heads`` (K) and ``prior_scale``."""
 
@@ -152,25 +152,11 @@ class BootstrappedDQN(DQN):
         super()._setup_model()
         self.policy.q_net.rng = np.random.default_rng(self.seed)
 
-    def _setup_learn(self, *args, **kwargs):
-        out = super()._setup_learn(*args, **kwargs)
-        self.policy.q_net.choose_heads(n_envs=self.n_envs)
-        return out
-
-    def _store_transition(
-        self, replay_buffer, buffer_action, new_obs, reward, dones, infos
-    ) -> None:
-        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
-        done = np.flatnonzero(dones)
-        if done.size:
-            self.policy.q_net.choose_heads(env_indices=done)
-
-    def _sample_action(self, learning_starts, action_noise=None, n_envs=1):
-        action, _ = self.predict(self._last_obs, deterministic=False)
-        return action, action
-
-    def predict(self, observation, state=None, episode_start=None, deterministic=False):
-        return self.policy.predict(observation, state, episode_start, deterministic)
+    def _new_episodes(self, env_indices) -> None:
+        if env_indices is None:
+            self.policy.q_net.choose_heads(n_envs=self.n_envs)
+        else:
+            self.policy.q_net.choose_heads(env_indices=env_indices)
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         self.policy.set_training_mode(True)
@@ -194,11 +180,4 @@ class BootstrappedDQN(DQN):
             self.policy.optimizer.step()
             spread = q.detach().std(0)
         self._n_updates += gradient_steps
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/loss", float(np.mean(losses)))
-        self.logger.record("posterior/spread", float(spread.mean()))
-        self.logger.record(
-            "posterior/spread_hist",
-            spread.flatten().cpu(),
-            exclude=("stdout", "log", "json", "csv"),
-        )
+        self._record_training(losses, spread)  # spread of Q across the ensemble members

@@ -24,7 +24,7 @@ from stable_baselines3.common.policies import BasePolicy
 
 import ivi_rl
 
-from .common import check_spaces
+from .common import EpisodicSampling, check_spaces
 from .policies import IVIDQNPolicy
 
 __all__ = ["IVIDQN"]
@@ -33,7 +33,7 @@ TARGETS = ("same_draw", "mean", "independent")
 LOSSES = ("mse", "huber")
 
 
-class IVIDQN(DQN):
+class IVIDQN(EpisodicSampling, DQN):
     """DQN with IVI posterior sampling. Takes DQN's arguments, except the epsilon-greedy ones,
     plus:
 
@@ -92,26 +92,11 @@ class IVIDQN(DQN):
         self.policy.q_net.seed(seed)
         self._train_generator = torch.Generator(device=device).manual_seed(seed + 1)
 
-    def _setup_learn(self, *args, **kwargs):
-        out = super()._setup_learn(*args, **kwargs)
-        self.policy.q_net.resample(n_envs=self.n_envs)  # the first episode acts on a prior draw
-        return out
-
-    def _store_transition(
-        self, replay_buffer, buffer_action, new_obs, reward, dones, infos
-    ) -> None:
-        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
-        done = np.flatnonzero(dones)
-        if done.size:
-            self.policy.q_net.resample(env_indices=done)  # a new draw for each new episode
-
-    def _sample_action(self, learning_starts, action_noise=None, n_envs=1):
-        # Warm-up acts on the held prior draws too, instead of uniform dithering.
-        action, _ = self.predict(self._last_obs, deterministic=False)
-        return action, action
-
-    def predict(self, observation, state=None, episode_start=None, deterministic=False):
-        return self.policy.predict(observation, state, episode_start, deterministic)
+    def _new_episodes(self, env_indices) -> None:
+        if env_indices is None:  # the first episodes act on prior draws
+            self.policy.q_net.resample(n_envs=self.n_envs)
+        else:
+            self.policy.q_net.resample(env_indices=env_indices)
 
     def _update_learning_rate(self, optimizers) -> None:
         # SGD/Adam groups keep their muP multipliers: lr = schedule x multiplier
@@ -159,23 +144,15 @@ class IVIDQN(DQN):
             torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             self.policy.optimizer.step()
         self._n_updates += gradient_steps
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/loss", float(np.mean(losses)))
-        if self.spread_draws > 1:
-            self._record_spread(replay_data.observations)
+        spread = self._q_spread(replay_data.observations) if self.spread_draws > 1 else None
+        self._record_training(losses, spread)
 
-    def _record_spread(self, observations) -> None:
-        """Posterior std of Q over draws, on the last minibatch: scalar and histogram."""
+    def _q_spread(self, observations) -> torch.Tensor:
+        """Posterior std of Q over ``spread_draws`` draws on the last minibatch."""
         q_net = self.policy.q_net
         with torch.no_grad():
             features = q_net.extract_features(observations, q_net.features_extractor)
             draws = q_net.q_net(
                 features, sample_shape=(self.spread_draws,), generator=self._train_generator
             )
-        spread = draws.std(0)
-        self.logger.record("posterior/spread", float(spread.mean()))
-        self.logger.record(
-            "posterior/spread_hist",
-            spread.flatten().cpu(),
-            exclude=("stdout", "log", "json", "csv"),
-        )
+        return draws.std(0)

@@ -18,7 +18,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from .common import check_spaces
+from .common import NoEpsilon, check_spaces
 
 __all__ = ["NoisyDQN", "NoisyLinear"]
 
@@ -120,7 +120,7 @@ class NoisyDQNPolicy(DQNPolicy):
         return {**super()._get_constructor_parameters(), "sigma0": self.sigma0}
 
 
-class NoisyDQN(DQN):
+class NoisyDQN(NoEpsilon, DQN):
     """DQN with NoisyNet exploration; DQN's arguments without epsilon. ``policy_kwargs`` add
     ``sigma0``."""
 
@@ -147,13 +147,6 @@ class NoisyDQN(DQN):
         )
         self.policy.q_net.generator = self.policy.q_net_target.generator = generator
 
-    def _sample_action(self, learning_starts, action_noise=None, n_envs=1):
-        action, _ = self.predict(self._last_obs, deterministic=False)
-        return action, action
-
-    def predict(self, observation, state=None, episode_start=None, deterministic=False):
-        return self.policy.predict(observation, state, episode_start, deterministic)
-
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
@@ -174,15 +167,6 @@ class NoisyDQN(DQN):
             torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             self.policy.optimizer.step()
         self._n_updates += gradient_steps
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/loss", float(np.mean(losses)))
-        sigma = torch.cat(
-            [
-                layer.weight_sigma.detach().abs().flatten()
-                for layer in self.policy.q_net.noisy_layers()
-            ]
-        )
-        self.logger.record("posterior/spread", float(sigma.mean()))
-        self.logger.record(
-            "posterior/spread_hist", sigma.cpu(), exclude=("stdout", "log", "json", "csv")
-        )
+        layers = self.policy.q_net.noisy_layers()
+        sigma = torch.cat([layer.weight_sigma.detach().abs().flatten() for layer in layers])
+        self._record_training(losses, sigma)  # NoisyNet's posterior spread: its learned sigmas
