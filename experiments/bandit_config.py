@@ -35,6 +35,8 @@ import envs
 from agents.bandits import make_agent
 from ivi_rl.checks import resolve_device
 
+from .configs import ConfigError, positive, seeds, tables, typed
+
 __all__ = ["AgentSpec", "BanditConfig", "ConfigError", "DatasetSpec", "load_config"]
 
 TOP_LEVEL = {
@@ -49,10 +51,6 @@ TOP_LEVEL = {
     "agents",
     "data_dir",
 }
-
-
-class ConfigError(ValueError):
-    """A config that cannot run; the message names the file, the place and the fix."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,8 +108,8 @@ def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> BanditConfig:
     if unknown:
         raise ConfigError(f"unknown keys {sorted(unknown)}; accepted: {sorted(TOP_LEVEL)}")
     raw = {**raw, **overrides}
-    datasets = [_dataset(i, d) for i, d in enumerate(_tables(raw, "datasets"))]
-    agents = [_agent(i, a) for i, a in enumerate(_tables(raw, "agents"))]
+    datasets = [_dataset(i, d) for i, d in enumerate(tables(raw, "datasets"))]
+    agents = [_agent(i, a) for i, a in enumerate(tables(raw, "agents"))]
     for kind, specs in (("datasets", datasets), ("agents", agents)):
         labels = [s.label for s in specs]
         dupes = sorted({x for x in labels if labels.count(x) > 1})
@@ -120,22 +118,15 @@ def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> BanditConfig:
     return BanditConfig(
         datasets=datasets,
         agents=agents,
-        seeds=_seeds(raw.get("seeds", 5)),
-        out=Path(_typed(raw, "out", str, "runs/bandit")),
-        horizon=_positive(raw.get("horizon"), "horizon"),
-        device=_typed(raw, "device", str, "cpu"),
-        workers=_positive(raw.get("workers"), "workers"),
-        vectorize=_typed(raw, "vectorize", bool, True),
-        log_points=_positive(raw.get("log_points", 100), "log_points"),
+        seeds=seeds(raw.get("seeds", 5)),
+        out=Path(typed(raw, "out", str, "runs/bandit")),
+        horizon=positive(raw.get("horizon"), "horizon"),
+        device=typed(raw, "device", str, "cpu"),
+        workers=positive(raw.get("workers"), "workers"),
+        vectorize=typed(raw, "vectorize", bool, True),
+        log_points=positive(raw.get("log_points", 100), "log_points"),
         data_dir=raw.get("data_dir"),
     )
-
-
-def _tables(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    tables = raw.get(key)
-    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
-        raise ConfigError(f"'{key}' must be a non-empty array of tables ([[{key}]] with a name)")
-    return tables
 
 
 def _named(i: int, kind: str, table: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
@@ -151,42 +142,13 @@ def _named(i: int, kind: str, table: dict[str, Any]) -> tuple[str, str, dict[str
 
 def _dataset(i: int, table: dict[str, Any]) -> DatasetSpec:
     name, label, settings = _named(i, "datasets", table)
-    horizon = _positive(settings.pop("horizon", None), f"datasets[{i}].horizon")
+    horizon = positive(settings.pop("horizon", None), f"datasets[{i}].horizon")
     return DatasetSpec(label, name, settings, horizon)
 
 
 def _agent(i: int, table: dict[str, Any]) -> AgentSpec:
     name, label, settings = _named(i, "agents", table)
     return AgentSpec(label, name, settings)
-
-
-def _seeds(value: Any) -> list[int]:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return list(range(value))
-    if (
-        isinstance(value, list)
-        and value
-        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)
-    ):
-        if len(set(value)) != len(value):
-            raise ConfigError(f"seeds={value!r} repeats a seed")
-        return list(value)
-    raise ConfigError(f"seeds={value!r} must be a positive count or a list of distinct ints >= 0")
-
-
-def _positive(value: Any, key: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{key}={value!r} must be a positive int")
-    return value
-
-
-def _typed(raw: dict[str, Any], key: str, kind: type, default: Any) -> Any:
-    value = raw.get(key, default)
-    if not isinstance(value, kind):
-        raise ConfigError(f"{key}={value!r} must be a {kind.__name__}")
-    return value
 
 
 def _validate(config: BanditConfig) -> None:

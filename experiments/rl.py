@@ -48,8 +48,8 @@ from agents import IVIDQN, BootstrappedDQN, NoisyDQN
 from ivi_rl.checks import resolve_device
 
 from .atomic import write_bytes, write_npz, write_text
-from .bandit_config import ConfigError, _positive, _seeds, _typed
 from .bandit_runner import default_workers, run_tasks
+from .configs import ConfigError, positive, seeds, tables, typed
 
 __all__ = ["ALGORITHMS", "RLConfig", "load_rl_config", "run_rl"]
 
@@ -118,8 +118,8 @@ def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> RLConfig:
     if unknown:
         raise ConfigError(f"unknown keys {sorted(unknown)}; accepted: {sorted(TOP_LEVEL)}")
     raw = {**raw, **overrides}
-    env_specs = [v for i, t in enumerate(_tables(raw, "envs")) for v in _env_variants(i, t)]
-    agents = [_agent(i, t) for i, t in enumerate(_tables(raw, "agents"))]
+    env_specs = [v for i, t in enumerate(tables(raw, "envs")) for v in _env_variants(i, t)]
+    agents = [_agent(i, t) for i, t in enumerate(tables(raw, "agents"))]
     for kind, labels in (
         ("envs", [e.label for e in env_specs]),
         ("agents", [a.label for a in agents]),
@@ -130,19 +130,12 @@ def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> RLConfig:
     return RLConfig(
         envs=env_specs,
         agents=agents,
-        seeds=_seeds(raw.get("seeds", 3)),
-        out=Path(_typed(raw, "out", str, "runs/rl")),
-        device=_typed(raw, "device", str, "cpu"),
-        workers=_positive(raw.get("workers"), "workers"),
-        stop_when_solved=_typed(raw, "stop_when_solved", bool, True),
+        seeds=seeds(raw.get("seeds", 3)),
+        out=Path(typed(raw, "out", str, "runs/rl")),
+        device=typed(raw, "device", str, "cpu"),
+        workers=positive(raw.get("workers"), "workers"),
+        stop_when_solved=typed(raw, "stop_when_solved", bool, True),
     )
-
-
-def _tables(raw, key):
-    tables = raw.get(key)
-    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
-        raise ConfigError(f"'{key}' must be a non-empty array of tables ([[{key}]])")
-    return tables
 
 
 def _env_variants(i: int, table: dict[str, Any]) -> list[EnvSpec]:
@@ -151,8 +144,8 @@ def _env_variants(i: int, table: dict[str, Any]) -> list[EnvSpec]:
     if not isinstance(env_id, str):
         raise ConfigError(f"envs[{i}] needs a string 'id' (a gymnasium id)")
     label = table.pop("label", env_id.split("/")[-1].split("-")[0].lower())
-    episodes = _positive(table.pop("episodes", None), f"envs[{i}].episodes")
-    timesteps = _positive(table.pop("timesteps", None), f"envs[{i}].timesteps")
+    episodes = positive(table.pop("episodes", None), f"envs[{i}].episodes")
+    timesteps = positive(table.pop("timesteps", None), f"envs[{i}].timesteps")
     if (episodes is None) == (timesteps is None):
         raise ConfigError(
             f"envs[{i}] ({label}) needs exactly one budget: 'episodes' or 'timesteps'"

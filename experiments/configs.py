@@ -1,0 +1,51 @@
+"""Helpers shared by the bandit and RL config readers: each raises :class:`ConfigError`
+with a message naming the key, the value and what is accepted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ConfigError", "positive", "seeds", "tables", "typed"]
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message names the file, the place and the fix."""
+
+
+def tables(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """A non-empty TOML array of tables."""
+    value = raw.get(key)
+    if not isinstance(value, list) or not value or not all(isinstance(t, dict) for t in value):
+        raise ConfigError(f"'{key}' must be a non-empty array of tables ([[{key}]] with a name)")
+    return value
+
+
+def seeds(value: Any) -> list[int]:
+    """A seed count (seeds 0..n-1) or a list of distinct seeds."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return list(range(value))
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)
+    ):
+        if len(set(value)) != len(value):
+            raise ConfigError(f"seeds={value!r} repeats a seed")
+        return list(value)
+    raise ConfigError(f"seeds={value!r} must be a positive count or a list of distinct ints >= 0")
+
+
+def positive(value: Any, key: str) -> int | None:
+    """None, or an int >= 1."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key}={value!r} must be a positive int")
+    return value
+
+
+def typed(raw: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+    value = raw.get(key, default)
+    if not isinstance(value, kind):
+        raise ConfigError(f"{key}={value!r} must be a {kind.__name__}")
+    return value
