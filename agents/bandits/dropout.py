@@ -7,10 +7,7 @@ import dataclasses
 
 import torch
 
-from .base import BanditAgent
-from .models import StackedMLP
-from .rms import RMSSettings, RMSTrainer, masked_mse
-from .streams import TrialStreams
+from .rms import RMSNetworkAgent, RMSSettings, masked_mse
 
 __all__ = ["DropoutSettings", "DropoutTS"]
 
@@ -21,7 +18,7 @@ class DropoutSettings(RMSSettings):
     """Probability of keeping a hidden unit (the Showdown's default)."""
 
 
-class DropoutTS(BanditAgent):
+class DropoutTS(RMSNetworkAgent):
     name = "dropout"
     settings_class = DropoutSettings
     is_posterior = True
@@ -32,11 +29,6 @@ class DropoutTS(BanditAgent):
             raise ValueError(
                 f"agent 'dropout': keep_prob={self.settings.keep_prob} must be in (0, 1]"
             )
-        init = TrialStreams(self.seeds, "init", self.device).generators
-        self.net = StackedMLP(
-            init, context_dim, num_actions, self.settings.hidden, self.device, self.dtype
-        )
-        self.trainer = RMSTrainer(self.net.parameters(), self.settings)
 
     def _masks(self, streams, batch: int, draws: int = 1) -> list[torch.Tensor]:
         keep = self.settings.keep_prob
@@ -54,11 +46,6 @@ class DropoutTS(BanditAgent):
     def _act(self, contexts: torch.Tensor) -> torch.Tensor:
         return self.posterior_values(contexts, 1, self.act_streams)[0].argmax(-1)
 
-    def _train(self) -> torch.Tensor:
-        def loss(step: int) -> torch.Tensor:
-            idx = self.buffer.sample_indices(self.train_streams, self.settings.batch_size)
-            ctx, actions, rewards = self.buffer.gather(idx)
-            masks = self._masks(self.train_streams, self.settings.batch_size)
-            return masked_mse(self.net(ctx, masks), actions, rewards)
-
-        return self.trainer.retrain(self.settings.train_steps, loss)
+    def _minibatch_loss(self, ctx, actions, rewards) -> torch.Tensor:
+        masks = self._masks(self.train_streams, self.settings.batch_size)  # fresh every step
+        return masked_mse(self.net(ctx, masks), actions, rewards)

@@ -9,11 +9,8 @@ import dataclasses
 
 import torch
 
-from .base import BanditAgent
 from .linear_posterior import LinearPosterior
-from .models import StackedMLP
-from .rms import RMSSettings, RMSTrainer, masked_mse
-from .streams import TrialStreams
+from .rms import RMSNetworkAgent, RMSSettings
 
 __all__ = ["NeuralLinear", "NeuralLinearSettings"]
 
@@ -25,7 +22,7 @@ class NeuralLinearSettings(RMSSettings):
     lambda_prior: float = 0.25
 
 
-class NeuralLinear(BanditAgent):
+class NeuralLinear(RMSNetworkAgent):
     name = "neural_linear"
     settings_class = NeuralLinearSettings
     is_posterior = True
@@ -33,9 +30,6 @@ class NeuralLinear(BanditAgent):
     def __init__(self, num_actions, context_dim, seeds, horizon, **kwargs) -> None:
         super().__init__(num_actions, context_dim, seeds, horizon, **kwargs)
         s = self.settings
-        init = TrialStreams(self.seeds, "init", self.device).generators
-        self.net = StackedMLP(init, context_dim, num_actions, s.hidden, self.device, self.dtype)
-        self.trainer = RMSTrainer(self.net.parameters(), s)
         self.posterior = LinearPosterior(
             self.num_trials,
             num_actions,
@@ -62,14 +56,8 @@ class NeuralLinear(BanditAgent):
         return self.posterior_values(contexts, 1, self.act_streams)[0].argmax(-1)
 
     def _train(self) -> torch.Tensor:
-        def loss(step: int) -> torch.Tensor:
-            idx = self.buffer.sample_indices(self.train_streams, self.settings.batch_size)
-            ctx, actions, rewards = self.buffer.gather(idx)
-            return masked_mse(self.net(ctx), actions, rewards)
-
-        mean_loss = self.trainer.retrain(self.settings.train_steps, loss)
-        n = self.t
-        buf = self.buffer
+        mean_loss = super()._train()
+        n, buf = self.t, self.buffer  # new features: rebuild the last-layer posterior on all data
         self.posterior.rebuild(
             self._features(buf.contexts[:, :n]), buf.actions[:, :n], buf.rewards[:, :n]
         )

@@ -10,10 +10,11 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from .base import NeuralSettings
-from .models import clip_grad_norm_per_model
+from .base import BanditAgent, NeuralSettings
+from .models import StackedMLP, clip_grad_norm_per_model
+from .streams import TrialStreams
 
-__all__ = ["RMSSettings", "RMSTrainer", "masked_mse"]
+__all__ = ["RMSNetworkAgent", "RMSSettings", "RMSTrainer", "masked_mse"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,3 +52,29 @@ def masked_mse(values: Tensor, actions: Tensor, rewards: Tensor) -> Tensor:
     """Mean over the batch of (value of the pulled arm - reward)^2: values [M, B, k] -> [M]."""
     pulled = torch.gather(values, -1, actions[..., None])[..., 0]
     return (pulled - rewards).pow(2).mean(-1)
+
+
+class RMSNetworkAgent(BanditAgent):
+    """Base of the Showdown's point-estimate networks: one stacked MLP per trial, trained on
+    the pulled arm's reward with :class:`RMSTrainer`. Subclasses change ``_minibatch_loss``
+    (e.g. dropout masks) or extend ``_train``."""
+
+    settings_class = RMSSettings
+
+    def __init__(self, num_actions, context_dim, seeds, horizon, **kwargs) -> None:
+        super().__init__(num_actions, context_dim, seeds, horizon, **kwargs)
+        init = TrialStreams(self.seeds, "init", self.device).generators
+        self.net = StackedMLP(
+            init, context_dim, num_actions, self.settings.hidden, self.device, self.dtype
+        )
+        self.trainer = RMSTrainer(self.net.parameters(), self.settings)
+
+    def _minibatch_loss(self, ctx: Tensor, actions: Tensor, rewards: Tensor) -> Tensor:
+        return masked_mse(self.net(ctx), actions, rewards)
+
+    def _train(self) -> Tensor:
+        def loss(step: int) -> Tensor:
+            idx = self.buffer.sample_indices(self.train_streams, self.settings.batch_size)
+            return self._minibatch_loss(*self.buffer.gather(idx))
+
+        return self.trainer.retrain(self.settings.train_steps, loss)
