@@ -382,6 +382,7 @@ def report(config: RLConfig) -> list[dict]:
         "seeds",
         "solved",
         "episodes_to_solve",
+        "good_episodes",
         "final_return",
         "steps",
         "us_per_step",

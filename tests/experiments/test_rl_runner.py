@@ -74,6 +74,18 @@ def test_summary_and_event_files(finished):
         # the logged cumulative regret is the sum of (optimal - return) over episodes
         assert regret[-1] == pytest.approx(float(np.sum(optimal - z["returns"])), rel=1e-5)
         assert z["bad"].size == z["returns"].size
+    import csv
+
+    with open(tmp / "out" / "summary.csv") as f:
+        table = {(r["env"], r["agent"]): r for r in csv.DictReader(f)}
+    row = table["deep_sea_5", "ivi_dqn"]
+    good = [
+        (
+            ~np.load(tmp / "out" / "results" / "deep_sea_5" / "ivi_dqn" / f"seed_{s}.npz")["bad"]
+        ).sum()
+        for s in (0, 1)
+    ]
+    assert float(row["good_episodes"]) == pytest.approx(np.mean(good))
 
 
 def test_resume_skips_finished_runs(finished):
