@@ -39,7 +39,8 @@ class IVIDQN(EpisodicSampling, DQN):
 
     :param target: how TD targets use the target network: 'same_draw', 'mean', 'independent'.
     :param loss: 'mse' (the expected squared TD error, IVI's objective) or 'huber' (DQN's).
-    :param spread_draws: draws used to log the posterior spread of Q (0 disables it).
+    :param spread_draws: draws used to log the posterior spread of Q every 100 updates (0
+        disables it).
 
     Policy keyword arguments (``policy_kwargs``) add ``stochastic``, ``cov``, ``rank`` and
     ``parametrization`` (see ``ivi_rl.make_mlp``) and accept ``optimizer_class`` SGD or Adam.
@@ -144,7 +145,9 @@ class IVIDQN(EpisodicSampling, DQN):
             torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             self.policy.optimizer.step()
         self._n_updates += gradient_steps
-        spread = self._q_spread(replay_data.observations) if self.spread_draws > 1 else None
+        # the spread costs spread_draws extra forward passes: log it every 100 updates only
+        due = self._n_updates % 100 < gradient_steps
+        spread = self._q_spread(replay_data.observations) if self.spread_draws > 1 and due else None
         self._record_training(losses, spread)
 
     def _q_spread(self, observations) -> torch.Tensor:
