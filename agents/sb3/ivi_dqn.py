@@ -145,8 +145,9 @@ class IVIDQN(EpisodicSampling, DQN):
             torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             self.policy.optimizer.step()
         self._n_updates += gradient_steps
-        # the spread costs spread_draws extra forward passes: log it every 100 updates only
-        due = self._n_updates % 100 < gradient_steps
+        # the spread costs spread_draws extra forward passes: log it at the first update and
+        # then every 100 updates
+        due = self._n_updates <= gradient_steps or self._n_updates % 100 < gradient_steps
         spread = self._q_spread(replay_data.observations) if self.spread_draws > 1 and due else None
         self._record_training(losses, spread)
 
