@@ -35,7 +35,7 @@ import envs
 from agents.bandits import make_agent
 from ivi_rl.checks import resolve_device
 
-from .configs import ConfigError, positive, seeds, tables, typed
+from .configs import AgentSpec, ConfigError, positive, seeds, tables, typed
 
 __all__ = ["AgentSpec", "BanditConfig", "ConfigError", "DatasetSpec", "load_config"]
 
@@ -59,13 +59,6 @@ class DatasetSpec:
     name: str
     settings: dict[str, Any]
     horizon: int | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class AgentSpec:
-    label: str
-    name: str
-    settings: dict[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,13 +3,23 @@ with a message naming the key, the value and what is accepted."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-__all__ = ["ConfigError", "positive", "seeds", "tables", "typed"]
+__all__ = ["AgentSpec", "ConfigError", "positive", "seeds", "tables", "typed"]
 
 
 class ConfigError(ValueError):
     """A config that cannot run; the message names the file, the place and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentSpec:
+    """An agent of a config: its unique label, its registry name and its settings."""
+
+    label: str
+    name: str
+    settings: dict[str, Any]
 
 
 def tables(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:

@@ -49,7 +49,7 @@ from ivi_rl.checks import resolve_device
 
 from .atomic import write_bytes, write_npz, write_text
 from .bandit_runner import default_workers, run_tasks
-from .configs import ConfigError, positive, seeds, tables, typed
+from .configs import AgentSpec, ConfigError, positive, seeds, tables, typed
 
 __all__ = ["ALGORITHMS", "RLConfig", "load_rl_config", "run_rl"]
 
@@ -69,13 +69,6 @@ class EnvSpec:
     kwargs: dict[str, Any]
     episodes: int | None
     timesteps: int | None
-
-
-@dataclasses.dataclass(frozen=True)
-class AgentSpec:
-    label: str
-    name: str
-    settings: dict[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,7 +30,25 @@ class NoEpsilon:
     """Mixin (before DQN in the bases): exploration comes from the network, never epsilon.
 
     Warm-up steps act on the network too (its prior), instead of SB3's uniform dithering.
+    The constructor checks the spaces and refuses epsilon settings.
     """
+
+    def __init__(self, policy, env, learning_rate, **kwargs) -> None:
+        name = type(self).__name__
+        check_spaces(name, env)
+        for key in ("exploration_fraction", "exploration_initial_eps", "exploration_final_eps"):
+            if kwargs.get(key):
+                raise ValueError(
+                    f"{key}={kwargs[key]!r}: {name} explores by posterior sampling, epsilon is 0"
+                )
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            exploration_initial_eps=0.0,
+            exploration_final_eps=0.0,
+            **kwargs,
+        )
 
     def _sample_action(self, learning_starts, action_noise=None, n_envs=1):
         action, _ = self.predict(self._last_obs, deterministic=False)

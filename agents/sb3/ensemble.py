@@ -22,7 +22,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from .common import EpisodicSampling, check_spaces
+from .common import EpisodicSampling
 
 __all__ = ["BootstrappedDQN", "EnsembleQNetwork"]
 
@@ -131,7 +131,6 @@ class BootstrappedDQN(EpisodicSampling, DQN):
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": BootstrappedDQNPolicy}
 
     def __init__(self, policy, env, learning_rate=1e-3, **kwargs: Any) -> None:
-        check_spaces("BootstrappedDQN", env)
         defaults = dict(
             batch_size=128,
             buffer_size=10_000,
@@ -139,14 +138,7 @@ class BootstrappedDQN(EpisodicSampling, DQN):
             target_update_interval=4,
             train_freq=1,
         )
-        super().__init__(
-            policy,
-            env,
-            learning_rate,
-            exploration_initial_eps=0.0,
-            exploration_final_eps=0.0,
-            **{**defaults, **kwargs},
-        )
+        super().__init__(policy, env, learning_rate, **{**defaults, **kwargs})
 
     def _setup_model(self) -> None:
         super()._setup_model()

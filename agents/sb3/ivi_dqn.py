@@ -24,7 +24,7 @@ from stable_baselines3.common.policies import BasePolicy
 
 import ivi_rl
 
-from .common import EpisodicSampling, check_spaces
+from .common import EpisodicSampling
 from .policies import IVIDQNPolicy
 
 __all__ = ["IVIDQN"]
@@ -61,26 +61,13 @@ class IVIDQN(EpisodicSampling, DQN):
         spread_draws: int = 8,
         **kwargs: Any,
     ) -> None:
-        check_spaces("IVIDQN", env)
         for name, value, accepted in (("target", target, TARGETS), ("loss", loss, LOSSES)):
             if value not in accepted:
                 raise ValueError(
                     f"{name}={value!r} is not accepted; accepted: {', '.join(accepted)}"
                 )
-        for key in ("exploration_fraction", "exploration_initial_eps", "exploration_final_eps"):
-            if kwargs.get(key):
-                raise ValueError(
-                    f"{key}={kwargs[key]!r}: IVIDQN explores by posterior sampling, epsilon is 0"
-                )
         self.target_mode, self.loss_kind, self.spread_draws = target, loss, spread_draws
-        super().__init__(
-            policy,
-            env,
-            learning_rate,
-            exploration_initial_eps=0.0,
-            exploration_final_eps=0.0,
-            **kwargs,
-        )
+        super().__init__(policy, env, learning_rate, **kwargs)
 
     def _setup_model(self) -> None:
         super()._setup_model()

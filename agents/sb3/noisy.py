@@ -18,7 +18,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from .common import NoEpsilon, check_spaces
+from .common import NoEpsilon
 
 __all__ = ["NoisyDQN", "NoisyLinear"]
 
@@ -127,15 +127,7 @@ class NoisyDQN(NoEpsilon, DQN):
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": NoisyDQNPolicy}
 
     def __init__(self, policy, env, learning_rate=1e-3, **kwargs: Any) -> None:
-        check_spaces("NoisyDQN", env)
-        super().__init__(
-            policy,
-            env,
-            learning_rate,
-            exploration_initial_eps=0.0,
-            exploration_final_eps=0.0,
-            **kwargs,
-        )
+        super().__init__(policy, env, learning_rate, **kwargs)
 
     def _setup_model(self) -> None:
         super()._setup_model()
