@@ -79,6 +79,9 @@ class IVIDQN(EpisodicSampling, DQN):
         )
         self.policy.q_net.seed(seed)
         self._train_generator = torch.Generator(device=device).manual_seed(seed + 1)
+        # Logged diagnostics draw from their own generator: how often the spread is logged
+        # must not change the training noise, and with it the run.
+        self._diagnostic_generator = torch.Generator(device=device).manual_seed(seed + 2)
 
     def _new_episodes(self, env_indices) -> None:
         if env_indices is None:  # the first episodes act on prior draws
@@ -144,6 +147,6 @@ class IVIDQN(EpisodicSampling, DQN):
         with torch.no_grad():
             features = q_net.extract_features(observations, q_net.features_extractor)
             draws = q_net.q_net(
-                features, sample_shape=(self.spread_draws,), generator=self._train_generator
+                features, sample_shape=(self.spread_draws,), generator=self._diagnostic_generator
             )
         return draws.std(0)

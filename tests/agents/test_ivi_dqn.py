@@ -102,6 +102,23 @@ def test_bias_prior_std_is_a_policy_setting():
     assert table.parametrization == ivi_rl.MaximalUpdate(bias_std=1.0)
 
 
+def test_logging_the_spread_does_not_change_training():
+    """The spread's extra draws come from a diagnostics generator, not the training one."""
+    runs = []
+    for spread_draws in (0, 8):
+        model = IVIDQN(
+            "MlpPolicy",
+            deep_sea(5),
+            seed=3,
+            spread_draws=spread_draws,
+            **{**SMALL, "learning_starts": 20},
+        )
+        model.learn(total_timesteps=150)
+        runs.append({k: v.clone() for k, v in model.policy.state_dict().items()})
+    for name, value in runs[0].items():
+        assert torch.equal(value, runs[1][name]), name
+
+
 def test_deterministic_uses_the_posterior_mean():
     model = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **SMALL)
     obs = torch.eye(25)
@@ -109,19 +126,35 @@ def test_deterministic_uses_the_posterior_mean():
     np.testing.assert_array_equal(model.predict(obs.numpy(), deterministic=True)[0], expected)
 
 
+def test_zero_bias_prior_makes_posterior_draws_state_dependent():
+    """Why IVIDQN's biases have prior std 0 (experiments.prior_spread, seeded, 400 draws): with
+    the muP table's bias std 1 every draw prefers the same action in all 64 Deep Sea states
+    (measured 1.00); with bias std 0 the preference varies between states (measured 0.37),
+    and what remains of the prior spread is state-dependent."""
+    from experiments.prior_spread import measure
+
+    _, _, same_with_table_biases = measure(ivi_rl.MaximalUpdate(bias_std=1.0))
+    total, state_dependent, same = measure(ivi_rl.MaximalUpdate(bias_std=0.0))
+    assert same_with_table_biases > 0.95
+    assert same < 0.6
+    assert state_dependent > 0.5 * total
+
+
 @pytest.mark.slow
-def test_deep_sea_8_is_solved_and_epsilon_greedy_dqn_is_not():
-    """Deep Sea N = 8, 500 episodes (4,000 steps), seed 0. IVIDQN solved it (bsuite's rule:
-    fraction of bad episodes below 0.9) with 296 good episodes when this test was written.
-    DQN with epsilon-greedy needs about 2^8 = 256 episodes per lucky success and, given the
-    move cost, learns to go left: it is not solved in the same budget."""
+def test_deep_sea_8_epsilon_greedy_dqn_fails_and_randomized_priors_solve_it():
+    """Deep Sea N = 8, 500 episodes, seed 0. epsilon-greedy DQN needs about 2^8 episodes per
+    lucky success and, given the move cost, learns to go left: under 20 good episodes (it
+    measured 0-2). BootstrappedDQN with randomized priors solved it in every seed of the
+    ablation (RESULTS.md). IVIDQN is not asserted here: it solved N = 8 in only some seeds
+    (RESULTS.md), so no bound on it would be honest."""
     from stable_baselines3 import DQN
 
-    env = deep_sea(8)
-    IVIDQN("MlpPolicy", env, seed=0, **SMALL).learn(total_timesteps=8 * 500)
-    flags = env.unwrapped.total_bad_episodes
-    assert envs.solve_episode([True] * flags + [False] * (500 - flags)) is not None or flags < 450
-    assert 500 - flags > 100
+    from agents import BootstrappedDQN
+
+    boot_env = deep_sea(8)
+    BootstrappedDQN("MlpPolicy", boot_env, seed=0).learn(total_timesteps=8 * 500)
+    bad = [True] * boot_env.unwrapped.total_bad_episodes
+    assert envs.solve_episode(bad + [False] * (500 - len(bad))) is not None
     dqn_env = deep_sea(8)
     DQN("MlpPolicy", dqn_env, seed=0, exploration_fraction=0.5, **SMALL).learn(
         total_timesteps=8 * 500
