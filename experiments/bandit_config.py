@@ -35,7 +35,7 @@ import envs
 from agents.bandits import make_agent
 from ivi_rl.checks import resolve_device
 
-from .configs import AgentSpec, ConfigError, positive, seeds, tables, typed
+from .configs import AgentSpec, ConfigError, check_unique_labels, positive, seeds, tables, typed
 
 __all__ = ["AgentSpec", "BanditConfig", "ConfigError", "DatasetSpec", "load_config"]
 
@@ -103,11 +103,8 @@ def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> BanditConfig:
     raw = {**raw, **overrides}
     datasets = [_dataset(i, d) for i, d in enumerate(tables(raw, "datasets"))]
     agents = [_agent(i, a) for i, a in enumerate(tables(raw, "agents"))]
-    for kind, specs in (("datasets", datasets), ("agents", agents)):
-        labels = [s.label for s in specs]
-        dupes = sorted({x for x in labels if labels.count(x) > 1})
-        if dupes:
-            raise ConfigError(f"{kind} labels {dupes} appear twice; give each a unique 'label'")
+    check_unique_labels("datasets", [s.label for s in datasets])
+    check_unique_labels("agents", [s.label for s in agents])
     return BanditConfig(
         datasets=datasets,
         agents=agents,

@@ -17,9 +17,20 @@ import sys
 from experiments import ivi_regression
 
 
+def _reporting_config_errors(prog: str, run) -> int:
+    """Run; a config that cannot run is one line on stderr and exit status 2."""
+    from experiments.configs import ConfigError
+
+    try:
+        run()
+    except ConfigError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _bandit(argv: list[str]) -> int:
     from experiments.bandit import run_bandit
-    from experiments.bandit_config import ConfigError
 
     p = argparse.ArgumentParser(prog="ivi-rl bandit", description="Run a bandit benchmark config.")
     p.add_argument("config", help="TOML config, e.g. experiments/default.toml")
@@ -32,8 +43,9 @@ def _bandit(argv: list[str]) -> int:
     p.add_argument("--no-vectorize", action="store_true", help="run seeds one at a time")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    try:
-        run_bandit(
+    return _reporting_config_errors(
+        "ivi-rl bandit",
+        lambda: run_bandit(
             args.config,
             out=args.out,
             seeds=args.seeds,
@@ -43,15 +55,11 @@ def _bandit(argv: list[str]) -> int:
             workers=args.workers,
             vectorize=False if args.no_vectorize else None,
             quiet=args.quiet,
-        )
-    except ConfigError as err:
-        print(f"ivi-rl bandit: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+        ),
+    )
 
 
 def _rl(argv: list[str]) -> int:
-    from experiments.bandit_config import ConfigError
     from experiments.rl import run_rl
 
     p = argparse.ArgumentParser(prog="ivi-rl rl", description="Run an RL benchmark config.")
@@ -62,19 +70,17 @@ def _rl(argv: list[str]) -> int:
     p.add_argument("--workers", type=int, help="parallel processes (default: CPU count)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    try:
-        run_rl(
+    return _reporting_config_errors(
+        "ivi-rl rl",
+        lambda: run_rl(
             args.config,
             out=args.out,
             seeds=args.seeds,
             device=args.device,
             workers=args.workers,
             quiet=args.quiet,
-        )
-    except ConfigError as err:
-        print(f"ivi-rl rl: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+        ),
+    )
 
 
 COMMANDS = {

@@ -6,7 +6,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-__all__ = ["AgentSpec", "ConfigError", "positive", "seeds", "tables", "typed"]
+__all__ = [
+    "AgentSpec",
+    "ConfigError",
+    "check_unique_labels",
+    "positive",
+    "seeds",
+    "tables",
+    "typed",
+]
 
 
 class ConfigError(ValueError):
@@ -59,3 +67,10 @@ def typed(raw: dict[str, Any], key: str, kind: type, default: Any) -> Any:
     if not isinstance(value, kind):
         raise ConfigError(f"{key}={value!r} must be a {kind.__name__}")
     return value
+
+
+def check_unique_labels(kind: str, labels: list[str]) -> None:
+    """Labels name output folders and table rows, so they must be unique."""
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise ConfigError(f"{kind} labels {dupes} appear twice; give each a unique 'label'")

@@ -49,7 +49,7 @@ from ivi_rl.checks import resolve_device
 
 from .atomic import write_bytes, write_npz, write_text
 from .bandit_runner import default_workers, run_tasks
-from .configs import AgentSpec, ConfigError, positive, seeds, tables, typed
+from .configs import AgentSpec, ConfigError, check_unique_labels, positive, seeds, tables, typed
 
 __all__ = ["ALGORITHMS", "RLConfig", "load_rl_config", "run_rl"]
 
@@ -113,13 +113,8 @@ def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> RLConfig:
     raw = {**raw, **overrides}
     env_specs = [v for i, t in enumerate(tables(raw, "envs")) for v in _env_variants(i, t)]
     agents = [_agent(i, t) for i, t in enumerate(tables(raw, "agents"))]
-    for kind, labels in (
-        ("envs", [e.label for e in env_specs]),
-        ("agents", [a.label for a in agents]),
-    ):
-        dupes = sorted({x for x in labels if labels.count(x) > 1})
-        if dupes:
-            raise ConfigError(f"{kind} labels {dupes} appear twice; give each a unique 'label'")
+    check_unique_labels("envs", [e.label for e in env_specs])
+    check_unique_labels("agents", [a.label for a in agents])
     return RLConfig(
         envs=env_specs,
         agents=agents,
