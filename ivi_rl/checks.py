@@ -51,13 +51,20 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def check_same_device(tensor: torch.Tensor, reference: torch.Tensor, argument: str) -> None:
-    """Raise if ``tensor`` is not on ``reference``'s device or dtype (floating tensors only)."""
+    """Raise unless ``tensor`` is a floating tensor on ``reference``'s device and dtype."""
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{argument} must be a torch.Tensor, got {type(tensor).__name__}")
+    if not tensor.is_floating_point():
+        raise TypeError(
+            f"{argument} has dtype {tensor.dtype}; expected the module's floating dtype "
+            f"{reference.dtype} (convert it with .to({reference.dtype}))"
+        )
     if tensor.device != reference.device:
         raise ValueError(
             f"{argument} is on device {tensor.device}, but the module's parameters are on "
             f"{reference.device}; move it with .to({str(reference.device)!r})"
         )
-    if tensor.is_floating_point() and tensor.dtype != reference.dtype:
+    if tensor.dtype != reference.dtype:
         raise TypeError(
             f"{argument} has dtype {tensor.dtype}, but the module's parameters have "
             f"{reference.dtype}; convert one of them"

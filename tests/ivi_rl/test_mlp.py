@@ -144,6 +144,10 @@ def test_model_level_bad_inputs():
         model(torch.randn(5, 4), Noise((torch.randn(10),), torch.Size()))
     with pytest.raises(TypeError, match=r"noise must be an ivi_rl.Noise"):
         model(torch.randn(5, 4), torch.randn(10))
+    with pytest.raises(TypeError, match=r"x has dtype torch.int64; expected the module's floating"):
+        model(torch.ones(5, 4, dtype=torch.long))
+    with pytest.raises(TypeError, match=r"x must be a torch.Tensor, got list"):
+        model([[1.0, 2.0, 3.0, 4.0]])
     with pytest.raises(ValueError, match=r"either seed= or generator="):
         model.sample_noise(seed=1, generator=torch.Generator())
     with pytest.raises(ValueError, match=r"num_samples=1 must be an int >= 2"):
