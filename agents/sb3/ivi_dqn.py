@@ -42,8 +42,9 @@ class IVIDQN(EpisodicSampling, DQN):
     :param spread_draws: draws used to log the posterior spread of Q every 100 updates (0
         disables it).
 
-    Policy keyword arguments (``policy_kwargs``) add ``stochastic``, ``cov``, ``rank`` and
-    ``parametrization`` (see ``ivi_rl.make_mlp``) and accept ``optimizer_class`` SGD or Adam.
+    Policy keyword arguments (``policy_kwargs``) add ``stochastic``, ``cov``, ``rank``,
+    ``parametrization`` (see ``ivi_rl.make_mlp``), ``bias_std`` and ``input_scale`` (see
+    :class:`IVIDQNPolicy`) and accept ``optimizer_class`` SGD or Adam.
     ``predict(obs, deterministic=True)`` acts on the posterior mean, ``False`` on the held draw.
     """
 
@@ -145,7 +146,7 @@ class IVIDQN(EpisodicSampling, DQN):
         """Posterior std of Q over ``spread_draws`` draws on the last minibatch."""
         q_net = self.policy.q_net
         with torch.no_grad():
-            features = q_net.extract_features(observations, q_net.features_extractor)
+            features = q_net.features(observations)
             draws = q_net.q_net(
                 features, sample_shape=(self.spread_draws,), generator=self._diagnostic_generator
             )

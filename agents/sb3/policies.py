@@ -8,6 +8,7 @@ model's muP parameter groups, each carrying its LR multiplier.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -26,6 +27,21 @@ DEFAULT_BIAS_STD = 0.0
 """Prior std of the biases. With the muP table's 1, the prior predictive of Q is almost
 entirely the output biases, identical in every state, so every draw prefers one action in
 all states and Deep Sea is not explored; see experiments/RESULTS.md ("IVIDQN's prior")."""
+
+
+def _input_scale(input_scale: float | str, features_dim: int) -> float:
+    """Resolve ``input_scale``: a positive number, or 'sqrt_dim' = sqrt(features_dim)."""
+    if input_scale == "sqrt_dim":
+        return math.sqrt(features_dim)
+    if (
+        isinstance(input_scale, bool)
+        or not isinstance(input_scale, (int, float))
+        or not input_scale > 0
+    ):
+        raise ValueError(
+            f"input_scale={input_scale!r} is not accepted; accepted: a number > 0 or 'sqrt_dim'"
+        )
+    return float(input_scale)
 
 
 def _parametrization(name: str | ivi_rl.Parametrization, bias_std: float) -> ivi_rl.Parametrization:
@@ -52,6 +68,7 @@ class PosteriorQNetwork(QNetwork):
         rank: int | None = None,
         parametrization: str | ivi_rl.Parametrization = "mup",
         bias_std: float = DEFAULT_BIAS_STD,
+        input_scale: float | str = 1.0,
     ) -> None:
         super().__init__(
             observation_space,
@@ -73,7 +90,9 @@ class PosteriorQNetwork(QNetwork):
             "rank": rank,
             "parametrization": parametrization,
             "bias_std": bias_std,
+            "input_scale": input_scale,
         }
+        self.input_scale = _input_scale(input_scale, features_dim)
         self.q_net = ivi_rl.make_mlp(
             features_dim,
             int(action_space.n),
@@ -111,20 +130,23 @@ class PosteriorQNetwork(QNetwork):
         )
         self.held = ivi_rl.Noise(tensors, self.held.sample_shape)
 
+    def features(self, obs) -> torch.Tensor:
+        """The network's input: extracted features times ``input_scale``."""
+        features = self.extract_features(obs, self.features_extractor)
+        return features if self.input_scale == 1.0 else features * self.input_scale
+
     def forward(
         self, obs, noise: ivi_rl.Noise | None = None, generator: torch.Generator | None = None
     ):
         """Q-values [B, A] of one draw shared by the batch: ``noise``, or a fresh one."""
-        return self.q_net(
-            self.extract_features(obs, self.features_extractor), noise, generator=generator
-        )
+        return self.q_net(self.features(obs), noise, generator=generator)
 
     def mean_q(self, obs) -> torch.Tensor:
-        return self.q_net.posterior_mean(self.extract_features(obs, self.features_extractor))
+        return self.q_net.posterior_mean(self.features(obs))
 
     def held_q(self, obs) -> torch.Tensor:
         """Q-values [n_envs, A]: row i under environment i's held draw."""
-        features = self.extract_features(obs, self.features_extractor)
+        features = self.features(obs)
         if self.held is None or self.held.sample_shape[0] != features.shape[0]:
             self.resample(n_envs=features.shape[0])  # e.g. predict() on a new batch size
         return self.q_net(features[:, None, :], self.held, x_has_sample_dims=True)[:, 0]
@@ -141,8 +163,13 @@ class IVIDQNPolicy(DQNPolicy):
     """DQN policy with a :class:`PosteriorQNetwork`; ``deterministic=True`` acts on the
     posterior mean, ``deterministic=False`` on each environment's held draw.
 
-    Extra args: ``stochastic``, ``cov``, ``rank``, ``parametrization`` (see ``ivi_rl.make_mlp``)
-    and ``bias_std``, the biases' prior std (default 0, see :data:`DEFAULT_BIAS_STD`).
+    Extra args: ``stochastic``, ``cov``, ``rank``, ``parametrization`` (see ``ivi_rl.make_mlp``),
+    ``bias_std``, the biases' prior std (default 0, see :data:`DEFAULT_BIAS_STD`), and
+    ``input_scale``, a factor on the network's input: a number or ``'sqrt_dim'``. muP's input
+    layer (prior std 1/sqrt(fan_in)) assumes dense inputs whose norm is about sqrt(dim); a
+    one-hot observation has norm 1, so its first-layer prior is sqrt(dim) times too small
+    and every state looks alike. ``'sqrt_dim'`` restores the assumed scale (Deep Sea, see
+    experiments/RESULTS.md, "IVIDQN on Deep Sea").
     The optimizer (SGD or Adam) gets the parametrization's per-group learning rates.
     """
 
@@ -166,6 +193,7 @@ class IVIDQNPolicy(DQNPolicy):
         rank: int | None = None,
         parametrization: str | ivi_rl.Parametrization = "mup",
         bias_std: float = DEFAULT_BIAS_STD,
+        input_scale: float | str = 1.0,
     ) -> None:
         if optimizer_class not in (torch.optim.SGD, torch.optim.Adam):
             raise ValueError(
@@ -179,6 +207,7 @@ class IVIDQNPolicy(DQNPolicy):
             "rank": rank,
             "parametrization": parametrization,
             "bias_std": bias_std,
+            "input_scale": input_scale,
         }
         super().__init__(
             observation_space,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -140,26 +142,78 @@ def test_zero_bias_prior_makes_posterior_draws_state_dependent():
     assert state_dependent > 0.5 * total
 
 
-@pytest.mark.slow
-def test_deep_sea_8_epsilon_greedy_dqn_fails_and_randomized_priors_solve_it():
-    """Deep Sea N = 8, 500 episodes, seed 0. epsilon-greedy DQN needs about 2^8 episodes per
-    lucky success and, given the move cost, learns to go left: under 20 good episodes (it
-    measured 0-2). BootstrappedDQN with randomized priors solved it in every seed of the
-    ablation (RESULTS.md). IVIDQN is not asserted here: it solved N = 8 in only some seeds
-    (RESULTS.md), so no bound on it would be honest."""
-    from stable_baselines3 import DQN
+def test_input_scale_multiplies_the_networks_input(tmp_path):
+    """'sqrt_dim' scales a one-hot Deep Sea observation (dim 25) by 5; a number by itself;
+    the setting survives save / load."""
+    obs = torch.eye(25)[:7]
+    for setting, factor in (("sqrt_dim", 5.0), (2.5, 2.5)):
+        model = IVIDQN(
+            "MlpPolicy",
+            deep_sea(5),
+            seed=0,
+            **{**SMALL, "policy_kwargs": dict(net_arch=[50, 50], input_scale=setting)},
+        )
+        q_net = model.policy.q_net
+        assert q_net.input_scale == factor
+        noise = q_net.q_net.sample_noise(generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(q_net(obs, noise), q_net.q_net(obs * factor, noise))
+        torch.testing.assert_close(q_net.mean_q(obs), q_net.q_net.posterior_mean(obs * factor))
+        model.save(tmp_path / "model")
+        assert IVIDQN.load(tmp_path / "model").policy.q_net.input_scale == factor
 
+
+@pytest.mark.parametrize("bad", [0, -1.0, "big", True])
+def test_bad_input_scale_is_named(bad):
+    with pytest.raises(ValueError, match=r"input_scale=.* accepted: a number > 0 or 'sqrt_dim'"):
+        IVIDQN("MlpPolicy", deep_sea(5), policy_kwargs=dict(input_scale=bad))
+
+
+def _deep_sea_8_solve_episode(agent: str, seed: int, tmp_path, episodes: int = 400):
+    """bsuite's solve episode of one runner task on Deep Sea N = 8 (None if not solved within
+    ``episodes``), with the agent's settings from the ablation RESULTS.md reports."""
+    import dataclasses
+
+    from experiments.rl import RLTask, _paths, execute_rl, load_rl_config
+
+    config = load_rl_config(
+        Path(__file__).parents[2] / "experiments/ablations/deep_sea_input.toml",
+        out=str(tmp_path),
+    )
+    config = dataclasses.replace(config, stop_when_solved=True)
+    env = dataclasses.replace(
+        next(e for e in config.envs if e.kwargs["size"] == 8), episodes=episodes
+    )
+    spec = next(a for a in config.agents if a.label == agent)
+    task = RLTask(env, spec, seed, config)
+    execute_rl(task)
+    with np.load(_paths(task)[1]) as result:
+        return None if int(result["solved"]) < 0 else int(result["solved"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_deep_sea_8_ivi_dqn_solves_it_and_epsilon_greedy_dqn_does_not(seed, tmp_path):
+    """Deep Sea N = 8 within 400 episodes, IVIDQN with its Deep Sea settings against
+    epsilon-greedy DQN, both as configured in experiments/ablations/deep_sea_input.toml.
+
+    The bound: in the ablation (6 seeds, RESULTS.md) IVIDQN solved N = 8 in every seed, at
+    episodes 86-239, so 400 leaves a margin of 1.7x over the slowest seed; DQN solved it in 2
+    of 6 seeds (episodes 226 and 323, seeds 4 and 5), so dithering can get lucky and the
+    seeds asserted here are the ablation's seeds 0 and 1, where it did not (0 and 4 good
+    episodes in 500). The runner is deterministic on CPU, so these are the ablation's runs."""
+    assert _deep_sea_8_solve_episode("ivi_dqn", seed, tmp_path / "ivi") <= 400
+    assert _deep_sea_8_solve_episode("dqn", seed, tmp_path / "dqn") is None
+
+
+@pytest.mark.slow
+def test_deep_sea_8_randomized_priors_solve_it():
+    """BootstrappedDQN with randomized priors solved N = 8 in every seed of the ablations."""
     from agents import BootstrappedDQN
 
     boot_env = deep_sea(8)
     BootstrappedDQN("MlpPolicy", boot_env, seed=0).learn(total_timesteps=8 * 500)
     bad = [True] * boot_env.unwrapped.total_bad_episodes
     assert envs.solve_episode(bad + [False] * (500 - len(bad))) is not None
-    dqn_env = deep_sea(8)
-    DQN("MlpPolicy", dqn_env, seed=0, exploration_fraction=0.5, **SMALL).learn(
-        total_timesteps=8 * 500
-    )
-    assert 500 - dqn_env.unwrapped.total_bad_episodes < 20
 
 
 @pytest.mark.parametrize(

@@ -136,3 +136,17 @@ def test_shipped_rl_configs_validate(name):
     if name == "deep_sea.toml":
         assert [e.kwargs["size"] for e in config.envs] == list(range(10, 51, 2))
         assert {e.episodes for e in config.envs} == {10_000}
+
+
+def test_cpu_sweep_is_the_sweep_cut_to_its_first_sizes():
+    """deep_sea_cpu.toml (the run RESULTS.md reports) must not drift from deep_sea.toml."""
+    full, cpu = (load_rl_config(EXPERIMENTS / n) for n in ("deep_sea.toml", "deep_sea_cpu.toml"))
+    assert cpu.agents == full.agents
+    assert cpu.envs == full.envs[: len(cpu.envs)]
+    assert cpu.stop_when_solved and full.stop_when_solved
+
+
+@pytest.mark.parametrize("name", ["ablations/deep_sea_prior.toml", "ablations/deep_sea_input.toml"])
+def test_rl_ablation_configs_validate(name):
+    config = load_rl_config(EXPERIMENTS / name)
+    assert not config.stop_when_solved  # good episodes are counted over the whole budget
