@@ -20,6 +20,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -228,6 +229,19 @@ def _worker(run: Callable, task, queue) -> None:
     run(task, queue.put)
 
 
+def _exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
+    """Worker initializer: exit when the runner that started us is gone. A runner killed by
+    SIGTERM (not Ctrl-C, which reaches the whole process group) would otherwise leave its
+    workers running, using the CPU and writing results nobody asked for."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
 def run_tasks(
     tasks: list, workers: int, progress: Callable[[int], None], run: Callable = execute
 ) -> None:
@@ -238,7 +252,12 @@ def run_tasks(
             run(task, progress)
         return
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    with (
+        ctx.Manager() as manager,
+        ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_exit_with_parent, initargs=(os.getpid(),)
+        ) as pool,
+    ):
         queue = manager.Queue()
         futures = {pool.submit(_worker, run, task, queue) for task in tasks}
         while futures:

@@ -1,0 +1,63 @@
+"""Worker processes of the runners do not outlive a killed runner."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+
+    from experiments.bandit_runner import run_tasks
+
+    def slow(task, progress):
+        Path(sys.argv[1], f"worker_{os.getpid()}").touch()
+        time.sleep(120)
+
+    if __name__ == "__main__":
+        run_tasks([0, 1], 2, print, run=slow)
+    """
+)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # an exited worker may wait as a zombie for a reaper
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="reads process states from /proc")
+def test_workers_exit_when_the_runner_is_killed(tmp_path):
+    script = tmp_path / "runner.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    runner = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.glob("worker_*"))) < 2:
+            assert time.monotonic() < deadline, "workers did not start"
+            time.sleep(0.2)
+        workers = [int(p.name.split("_")[1]) for p in tmp_path.glob("worker_*")]
+        runner.send_signal(signal.SIGTERM)  # not the process group: the workers get nothing
+        runner.wait(timeout=30)
+        deadline = time.monotonic() + 15  # they poll their parent every second
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        runner.kill()
+        for p in tmp_path.glob("worker_*"):
+            pid = int(p.name.split("_")[1])
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
