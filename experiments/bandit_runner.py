@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
+from queue import Empty
 
 import numpy as np
 import torch
@@ -224,15 +225,17 @@ class _Logger:
         return values.std(0).double().cpu().numpy()
 
 
-def _worker(run: Callable, task, queue) -> None:
-    torch.set_num_threads(1)
-    run(task, queue.put)
+_progress_queue = None  # a worker's queue for step counts, set by _init_worker
 
 
-def _exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
-    """Worker initializer: exit when the runner that started us is gone. A runner killed by
-    SIGTERM (not Ctrl-C, which reaches the whole process group) would otherwise leave its
+def _init_worker(parent: int, queue, poll_s: float = 1.0) -> None:
+    """Worker initializer: keep the progress queue (a multiprocessing queue can only be handed
+    over at process start) and exit when the runner that started us is gone. A runner killed
+    by SIGTERM (not Ctrl-C, which reaches the whole process group) would otherwise leave its
     workers running, using the CPU and writing results nobody asked for."""
+    global _progress_queue
+    _progress_queue = queue
+    torch.set_num_threads(1)
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -240,6 +243,10 @@ def _exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
+def _worker(run: Callable, task) -> None:
+    run(task, _progress_queue.put)
 
 
 def run_tasks(
@@ -252,22 +259,24 @@ def run_tasks(
             run(task, progress)
         return
     ctx = multiprocessing.get_context("spawn")
-    with (
-        ctx.Manager() as manager,
-        ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_exit_with_parent, initargs=(os.getpid(),)
-        ) as pool,
-    ):
-        queue = manager.Queue()
-        futures = {pool.submit(_worker, run, task, queue) for task in tasks}
+    queue = ctx.Queue()
+    init = (os.getpid(), queue)
+    with ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=init) as pool:
+        futures = {pool.submit(_worker, run, task) for task in tasks}
         while futures:
             finished, futures = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
-            while not queue.empty():
-                progress(queue.get())
+            _drain(queue, progress)
             for future in finished:
                 future.result()  # re-raise a worker's error here
-        while not queue.empty():
-            progress(queue.get())
+    _drain(queue, progress)
+
+
+def _drain(queue, progress: Callable[[int], None]) -> None:
+    while True:
+        try:
+            progress(queue.get_nowait())
+        except Empty:
+            return
 
 
 def default_workers(tasks: list) -> int:

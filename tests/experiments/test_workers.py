@@ -37,6 +37,11 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # an exited worker may wait as a zombie for a reaper
 
 
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
 @pytest.mark.skipif(not Path("/proc").exists(), reason="reads process states from /proc")
 def test_workers_exit_when_the_runner_is_killed(tmp_path):
     script = tmp_path / "runner.py"
@@ -49,12 +54,14 @@ def test_workers_exit_when_the_runner_is_killed(tmp_path):
             assert time.monotonic() < deadline, "workers did not start"
             time.sleep(0.2)
         workers = [int(p.name.split("_")[1]) for p in tmp_path.glob("worker_*")]
+        children = _children(runner.pid)  # the workers and multiprocessing's helpers
+        assert set(workers) <= set(children)
         runner.send_signal(signal.SIGTERM)  # not the process group: the workers get nothing
         runner.wait(timeout=30)
         deadline = time.monotonic() + 15  # they poll their parent every second
-        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not any(_alive(pid) for pid in workers)
+        assert not [pid for pid in children if _alive(pid)]
     finally:
         runner.kill()
         for p in tmp_path.glob("worker_*"):
