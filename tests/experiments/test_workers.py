@@ -68,3 +68,30 @@ def test_workers_exit_when_the_runner_is_killed(tmp_path):
             pid = int(p.name.split("_")[1])
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+PROGRESS_SCRIPT = textwrap.dedent(
+    """
+    from experiments.bandit_runner import run_tasks
+
+    def steps(task, progress):
+        for _ in range(task):
+            progress(10)
+
+    if __name__ == "__main__":
+        counts = []
+        run_tasks([1, 2, 3, 4], 2, counts.append, run=steps)
+        print(sum(counts), len(counts))
+    """
+)
+
+
+def test_workers_report_every_progress_count(tmp_path):
+    script = tmp_path / "progress.py"
+    script.write_text(PROGRESS_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    out = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["100", "10"]
