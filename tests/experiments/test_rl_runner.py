@@ -146,7 +146,28 @@ def test_cpu_sweep_is_the_sweep_cut_to_its_first_sizes():
     assert cpu.stop_when_solved and full.stop_when_solved
 
 
+def test_cpu_extension_uses_the_sweeps_settings_for_its_agents():
+    """deep_sea_cpu_large.toml: the next sweep sizes, the sweep's settings for its agents."""
+    full = load_rl_config(EXPERIMENTS / "deep_sea.toml")
+    large = load_rl_config(EXPERIMENTS / "deep_sea_cpu_large.toml")
+    assert large.agents == [a for a in full.agents if a.name in ("ivi_dqn", "bootstrapped_dqn")]
+    assert [e.kwargs for e in large.envs] == [e.kwargs for e in full.envs[3:6]]
+    assert {e.episodes for e in large.envs} == {2000}
+
+
 @pytest.mark.parametrize("name", ["ablations/deep_sea_prior.toml", "ablations/deep_sea_input.toml"])
 def test_rl_ablation_configs_validate(name):
     config = load_rl_config(EXPERIMENTS / name)
     assert not config.stop_when_solved  # good episodes are counted over the whole budget
+
+
+def test_bench_rl_step_prints_every_agent_relative_to_dqn(capsys):
+    from experiments.bench_rl_step import main
+
+    main(["--steps", "20", "--repeats", "1"])
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()}
+    assert set(rows) >= {"ivi_dqn", "bootstrapped_dqn", "noisy_dqn", "dqn"}
+    assert rows["dqn"][1] == "1.00"
+    assert all(float(ms) > 0 for ms, _ in (rows[a] for a in ("ivi_dqn", "noisy_dqn")))
+    with pytest.raises(SystemExit):
+        main(["--size", "11"])

@@ -1,0 +1,69 @@
+"""Wall time per environment step of the Deep Sea agents, relative to DQN.
+
+    python -m experiments.bench_rl_step [--config experiments/deep_sea.toml] [--size 10]
+        [--steps 2000] [--repeats 3] [--threads 1]
+
+Each agent of the config is built with the config's settings on Deep Sea N = ``size`` and
+learns ``steps`` steps after its warm-up (``learning_starts``), in one process, agents
+interleaved ``repeats`` times so that a slow moment of a shared machine hits all of them. The
+time covers SB3's whole loop: acting, storing, one gradient update per step, target updates.
+Prints the median milliseconds per step per agent and its ratio to DQN's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+
+from .configs import AgentSpec
+from .rl import ALGORITHMS, EnvSpec, load_rl_config, make_env
+
+
+def time_agent(env: EnvSpec, agent: AgentSpec, steps: int) -> float:
+    """Milliseconds per environment step of ``steps`` steps after the agent's warm-up."""
+    model = ALGORITHMS[agent.name]("MlpPolicy", make_env(env), seed=0, **agent.settings)
+    model.learn(total_timesteps=max(model.learning_starts, 1) + 10)  # warm-up, first updates
+    start = time.perf_counter()
+    model.learn(total_timesteps=steps, reset_num_timesteps=False)
+    return 1e3 * (time.perf_counter() - start) / steps
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="experiments/deep_sea.toml")
+    parser.add_argument("--size", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    for flag in ("steps", "repeats", "threads"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} {getattr(args, flag)} must be >= 1")
+    torch.set_num_threads(args.threads)
+    config = load_rl_config(args.config)
+    env = next((e for e in config.envs if e.kwargs.get("size") == args.size), None)
+    if env is None:
+        parser.error(f"--size {args.size} is not a size of {args.config}")
+    if "dqn" not in {a.name for a in config.agents}:
+        parser.error(f"{args.config} has no 'dqn' agent to compare with")
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{args.threads} thread(s), Deep Sea N = {args.size}, {args.steps} steps"
+    )
+    times: dict[str, list[float]] = {a.label: [] for a in config.agents}
+    for _ in range(args.repeats):
+        for agent in config.agents:
+            times[agent.label].append(time_agent(env, agent, args.steps))
+    dqn = statistics.median(times[next(a.label for a in config.agents if a.name == "dqn")])
+    print(f"{'agent':>18} {'ms/step':>8} {'x DQN':>6}")
+    for label, values in times.items():
+        median = statistics.median(values)
+        print(f"{label:>18} {median:>8.3f} {median / dqn:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()
