@@ -59,10 +59,11 @@ def main(argv: list[str] | None = None) -> None:
         for agent in config.agents:
             times[agent.label].append(time_agent(env, agent, args.steps))
     dqn = statistics.median(times[next(a.label for a in config.agents if a.name == "dqn")])
-    print(f"{'agent':>18} {'ms/step':>8} {'x DQN':>6}")
+    width = max(len(label) for label in times)
+    print(f"{'agent':>{width}} {'ms/step':>8} {'x DQN':>6}")
     for label, values in times.items():
         median = statistics.median(values)
-        print(f"{label:>18} {median:>8.3f} {median / dqn:>6.2f}")
+        print(f"{label:>{width}} {median:>8.3f} {median / dqn:>6.2f}")
 
 
 if __name__ == "__main__":
