@@ -160,6 +160,21 @@ def test_rl_ablation_configs_validate(name):
     assert not config.stop_when_solved  # good episodes are counted over the whole budget
 
 
+def test_deep_sea_18_ablation_varies_one_setting_of_the_sweeps_ivi_dqn_each():
+    sweep = next(a for a in load_rl_config(EXPERIMENTS / "deep_sea.toml").agents)
+    ablation = load_rl_config(EXPERIMENTS / "ablations/deep_sea_18.toml")
+    assert [e.kwargs["size"] for e in ablation.envs] == [18]
+    for agent in ablation.agents:
+        changed = {
+            k
+            for k in {**sweep.settings["policy_kwargs"], **agent.settings["policy_kwargs"]}
+            if sweep.settings["policy_kwargs"].get(k) != agent.settings["policy_kwargs"].get(k)
+        }
+        assert len(changed) == 1, (agent.label, changed)
+        rest = {k: v for k, v in agent.settings.items() if k != "policy_kwargs"}
+        assert rest == {k: v for k, v in sweep.settings.items() if k != "policy_kwargs"}
+
+
 def test_bench_rl_step_prints_every_agent_relative_to_dqn(capsys):
     from experiments.bench_rl_step import main
 
