@@ -1,16 +1,17 @@
 """Atomic writes: a temp file in the target's folder, then an ``os.replace``. A reader (or a
-resumed run) never sees a half-written result."""
+resumed run) never sees a half-written result. :func:`read_existing_npz` reads them back."""
 
 from __future__ import annotations
 
 import io
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_bytes", "write_npz", "write_text"]
+__all__ = ["read_existing_npz", "write_bytes", "write_npz", "write_text"]
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -33,3 +34,13 @@ def write_npz(path: Path, **arrays: np.ndarray) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     write_bytes(path, buffer.getvalue())
+
+
+def read_existing_npz(paths: Iterable[Path]) -> list[dict[str, np.ndarray]]:
+    """The arrays of every file of ``paths`` that exists (finished runs), in order."""
+    found = []
+    for path in paths:
+        if path.exists():
+            with np.load(path) as z:
+                found.append({k: z[k] for k in z.files})
+    return found

@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-
-from tqdm.auto import tqdm
 
 from .bandit_config import BanditConfig, load_config
 from .bandit_report import report
-from .bandit_runner import default_workers, plan, run_tasks
+from .bandit_runner import is_silent, plan, run_with_progress
 
 __all__ = ["run_bandit"]
 
@@ -45,9 +42,8 @@ def run_bandit(
         )
     tasks = plan(config)
     total = sum(len(t.seeds) * t.horizon for t in tasks)
-    silent = quiet or bool(os.environ.get("CI"))
-    with tqdm(total=total, unit="step", desc="bandit runs", disable=silent, smoothing=0.05) as bar:
-        run_tasks(tasks, config.workers or default_workers(tasks), bar.update)
+    silent = is_silent(quiet)
+    run_with_progress(tasks, total, config.workers, "bandit runs", silent)
     rows = report(config)
     if not silent:
         print(

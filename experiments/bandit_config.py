@@ -29,13 +29,21 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 import envs
 from agents.bandits import make_agent
 from ivi_rl.checks import resolve_device
 
-from .configs import AgentSpec, ConfigError, check_unique_labels, positive, seeds, tables, typed
+from .configs import (
+    AgentSpec,
+    ConfigError,
+    check_known_keys,
+    check_unique_labels,
+    load_toml_config,
+    positive,
+    seeds,
+    tables,
+    typed,
+)
 
 __all__ = ["AgentSpec", "BanditConfig", "ConfigError", "DatasetSpec", "load_config"]
 
@@ -81,25 +89,11 @@ class BanditConfig:
 def load_config(path: str | Path, **overrides: Any) -> BanditConfig:
     """Read, override (``seeds``, ``horizon``, ``device``, ``out``, ``data_dir``, ...) and
     validate a config. Raises :class:`ConfigError` before anything runs."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path} is not valid TOML: {err}") from None
-    try:
-        config = _parse(raw, {k: v for k, v in overrides.items() if v is not None})
-        _validate(config)
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
-    return config
+    return load_toml_config(path, _parse, _validate, overrides)
 
 
 def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> BanditConfig:
-    unknown = set(raw) - TOP_LEVEL
-    if unknown:
-        raise ConfigError(f"unknown keys {sorted(unknown)}; accepted: {sorted(TOP_LEVEL)}")
+    check_known_keys(raw, TOP_LEVEL)
     raw = {**raw, **overrides}
     datasets = [_dataset(i, d) for i, d in enumerate(tables(raw, "datasets"))]
     agents = [_agent(i, a) for i, a in enumerate(tables(raw, "agents"))]

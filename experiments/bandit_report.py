@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_bytes, write_text
+from .atomic import read_existing_npz, write_bytes, write_text
 from .bandit_config import BanditConfig
 from .bandit_runner import result_path, run_dir
 
@@ -31,17 +31,13 @@ COLUMNS = [
 
 
 def _load(config: BanditConfig) -> dict[tuple[str, str], list[dict[str, np.ndarray]]]:
-    runs = {}
-    for ds in config.datasets:
-        for ag in config.agents:
-            found = []
-            for seed in config.seeds:
-                path = result_path(config.out, ds.label, ag.label, seed)
-                if path.exists():
-                    with np.load(path) as z:
-                        found.append({k: z[k] for k in z.files})
-            runs[ds.label, ag.label] = found
-    return runs
+    return {
+        (ds.label, ag.label): read_existing_npz(
+            result_path(config.out, ds.label, ag.label, seed) for seed in config.seeds
+        )
+        for ds in config.datasets
+        for ag in config.agents
+    }
 
 
 def _rows(config: BanditConfig, runs) -> list[dict]:

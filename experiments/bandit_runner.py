@@ -29,6 +29,7 @@ from queue import Empty
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 import envs
 from agents.bandits import make_agent
@@ -277,6 +278,24 @@ def _drain(queue, progress: Callable[[int], None]) -> None:
             progress(queue.get_nowait())
         except Empty:
             return
+
+
+def is_silent(quiet: bool) -> bool:
+    """Progress bars and closing messages are off under ``quiet`` or in CI (``$CI`` set)."""
+    return quiet or bool(os.environ.get("CI"))
+
+
+def run_with_progress(
+    tasks: list,
+    total: int,
+    workers: int | None,
+    desc: str,
+    silent: bool,
+    run: Callable = execute,
+) -> None:
+    """:func:`run_tasks` behind a progress bar counting ``total`` steps."""
+    with tqdm(total=total, unit="step", desc=desc, disable=silent, smoothing=0.05) as bar:
+        run_tasks(tasks, workers or default_workers(tasks), bar.update, run)
 
 
 def default_workers(tasks: list) -> int:

@@ -29,19 +29,24 @@ def _reporting_config_errors(prog: str, run) -> int:
     return 0
 
 
+def _add_run_arguments(p: argparse.ArgumentParser, example: str) -> None:
+    """The arguments both runners take."""
+    p.add_argument("config", help=f"TOML config, e.g. {example}")
+    p.add_argument("--out", help="output directory (default: the config's 'out')")
+    p.add_argument("--seeds", type=int, help="use seeds 0..N-1")
+    p.add_argument("--device", help="'cpu' or 'cuda'")
+    p.add_argument("--workers", type=int, help="parallel processes (default: CPU count)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def _bandit(argv: list[str]) -> int:
     from experiments.bandit import run_bandit
 
     p = argparse.ArgumentParser(prog="ivi-rl bandit", description="Run a bandit benchmark config.")
-    p.add_argument("config", help="TOML config, e.g. experiments/default.toml")
-    p.add_argument("--out", help="output directory (default: the config's 'out')")
-    p.add_argument("--seeds", type=int, help="use seeds 0..N-1")
+    _add_run_arguments(p, "experiments/default.toml")
     p.add_argument("--horizon", type=int, help="steps per trial for every dataset")
-    p.add_argument("--device", help="'cpu' or 'cuda'")
     p.add_argument("--data-dir", help="data directory (default: $IVI_RL_DATA or ~/.cache/ivi_rl)")
-    p.add_argument("--workers", type=int, help="parallel processes (default: CPU count)")
     p.add_argument("--no-vectorize", action="store_true", help="run seeds one at a time")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     return _reporting_config_errors(
         "ivi-rl bandit",
@@ -63,12 +68,7 @@ def _rl(argv: list[str]) -> int:
     from experiments.rl import run_rl
 
     p = argparse.ArgumentParser(prog="ivi-rl rl", description="Run an RL benchmark config.")
-    p.add_argument("config", help="TOML config, e.g. experiments/deep_sea.toml")
-    p.add_argument("--out", help="output directory (default: the config's 'out')")
-    p.add_argument("--seeds", type=int, help="use seeds 0..N-1")
-    p.add_argument("--device", help="'cpu' or 'cuda'")
-    p.add_argument("--workers", type=int, help="parallel processes (default: CPU count)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_run_arguments(p, "experiments/deep_sea.toml")
     args = p.parse_args(argv)
     return _reporting_config_errors(
         "ivi-rl rl",

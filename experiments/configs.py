@@ -4,12 +4,18 @@ with a message naming the key, the value and what is accepted."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tomllib
 
 __all__ = [
     "AgentSpec",
     "ConfigError",
+    "check_known_keys",
     "check_unique_labels",
+    "load_toml_config",
     "positive",
     "seeds",
     "tables",
@@ -19,6 +25,38 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A config that cannot run; the message names the file, the place and the fix."""
+
+
+Config = TypeVar("Config")
+
+
+def load_toml_config(
+    path: str | Path,
+    parse: Callable[[dict[str, Any], dict[str, Any]], Config],
+    validate: Callable[[Config], None],
+    overrides: dict[str, Any],
+) -> Config:
+    """Read TOML, ``parse(raw, overrides)`` (overrides that are None dropped), ``validate``;
+    every failure is one :class:`ConfigError` naming the file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path} is not valid TOML: {err}") from None
+    try:
+        config = parse(raw, {k: v for k, v in overrides.items() if v is not None})
+        validate(config)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    return config
+
+
+def check_known_keys(raw: dict[str, Any], accepted: Iterable[str]) -> None:
+    unknown = set(raw) - set(accepted)
+    if unknown:
+        raise ConfigError(f"unknown keys {sorted(unknown)}; accepted: {sorted(accepted)}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -27,7 +27,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -36,20 +35,28 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import tomllib
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
-from tqdm.auto import tqdm
 
 import envs
 from agents import IVIDQN, BootstrappedDQN, NoisyDQN
 from ivi_rl.checks import resolve_device
 
-from .atomic import write_bytes, write_npz, write_text
-from .bandit_runner import default_workers, run_tasks
-from .configs import AgentSpec, ConfigError, check_unique_labels, positive, seeds, tables, typed
+from .atomic import read_existing_npz, write_bytes, write_npz, write_text
+from .bandit_runner import is_silent, run_with_progress
+from .configs import (
+    AgentSpec,
+    ConfigError,
+    check_known_keys,
+    check_unique_labels,
+    load_toml_config,
+    positive,
+    seeds,
+    tables,
+    typed,
+)
 
 __all__ = ["ALGORITHMS", "RLConfig", "load_rl_config", "run_rl"]
 
@@ -92,24 +99,13 @@ class RLTask:
 
 # ------------------------------------------------------------------------------ config
 def load_rl_config(path: str | Path, **overrides: Any) -> RLConfig:
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-        config = _parse(raw, {k: v for k, v in overrides.items() if v is not None})
-        _validate(config)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path} is not valid TOML: {err}") from None
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
-    return config
+    """Read, override (``seeds``, ``out``, ``device``, ``workers``) and validate an RL
+    config. Raises :class:`ConfigError` before anything runs."""
+    return load_toml_config(path, _parse, _validate, overrides)
 
 
 def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> RLConfig:
-    unknown = set(raw) - TOP_LEVEL
-    if unknown:
-        raise ConfigError(f"unknown keys {sorted(unknown)}; accepted: {sorted(TOP_LEVEL)}")
+    check_known_keys(raw, TOP_LEVEL)
     raw = {**raw, **overrides}
     env_specs = [v for i, t in enumerate(tables(raw, "envs")) for v in _env_variants(i, t)]
     agents = [_agent(i, t) for i, t in enumerate(tables(raw, "agents"))]
@@ -296,17 +292,13 @@ def execute_rl(task: RLTask, progress: Callable[[int], None] = lambda n: None) -
 
 # ------------------------------------------------------------------------------ report
 def _load(config: RLConfig) -> dict[tuple[str, str], list[dict]]:
-    runs = {}
-    for e in config.envs:
-        for a in config.agents:
-            found = []
-            for s in config.seeds:
-                path = _paths(RLTask(e, a, s, config))[1]
-                if path.exists():
-                    with np.load(path) as z:
-                        found.append({k: z[k] for k in z.files})
-            runs[e.label, a.label] = found
-    return runs
+    return {
+        (e.label, a.label): read_existing_npz(
+            _paths(RLTask(e, a, s, config))[1] for s in config.seeds
+        )
+        for e in config.envs
+        for a in config.agents
+    }
 
 
 def _rows(config: RLConfig, runs) -> list[dict]:
@@ -443,9 +435,8 @@ def run_rl(
     ]
     tasks = [t for t in tasks if not _finished(t)]
     total = sum(t.env.timesteps or t.env.episodes * t.env.kwargs.get("size", 200) for t in tasks)
-    silent = quiet or bool(os.environ.get("CI"))
-    with tqdm(total=total, unit="step", desc="rl runs", disable=silent) as bar:
-        run_tasks(tasks, config.workers or default_workers(tasks), bar.update, execute_rl)
+    silent = is_silent(quiet)
+    run_with_progress(tasks, total, config.workers, "rl runs", silent, execute_rl)
     rows = report(config)
     if not silent:
         print(f"wrote {config.out}/summary.md; TensorBoard: tensorboard --logdir {config.out}/tb")
