@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from .configs import AgentSpec
+from .configs import AgentSpec, ConfigError
 from .rl import ALGORITHMS, EnvSpec, load_rl_config, make_env
 
 
@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> None:
         if getattr(args, flag) < 1:
             parser.error(f"--{flag} {getattr(args, flag)} must be >= 1")
     torch.set_num_threads(args.threads)
-    config = load_rl_config(args.config)
+    try:
+        config = load_rl_config(args.config)
+    except ConfigError as err:
+        parser.error(str(err))
     env = next((e for e in config.envs if e.kwargs.get("size") == args.size), None)
     if env is None:
         parser.error(f"--size {args.size} is not a size of {args.config}")

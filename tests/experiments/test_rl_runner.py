@@ -185,3 +185,6 @@ def test_bench_rl_step_prints_every_agent_relative_to_dqn(capsys):
     assert all(float(ms) > 0 for ms, _ in (rows[a] for a in ("ivi_dqn", "noisy_dqn")))
     with pytest.raises(SystemExit):
         main(["--size", "11"])
+    with pytest.raises(SystemExit):
+        main(["--config", "no/such.toml"])
+    assert "config file no/such.toml does not exist" in capsys.readouterr().err
