@@ -8,6 +8,7 @@
     id = "ivi_rl/DeepSea-v0"
     label = "deep_sea"
     episodes = 10000            # or: timesteps = 50000
+    eval_episodes = 0           # > 0: evaluate the final greedy policy (posterior mean for IVI)
     sweep = { size = [10, 12] } # one variant per value, labelled deep_sea_10, deep_sea_12
 
     [[agents]]
@@ -18,7 +19,10 @@
 Output: tb/<env>/<agent>/seed_<s> (SB3's logger: episode return, ``regret/cumulative`` where
 the optimal return is known, Deep Sea bad episodes and solve episode, posterior spread),
 results/<env>/<agent>/seed_<s>.npz (atomic; resume key), summary.csv / summary.md (episodes
-to solve, bsuite score, final returns) and solve.png (episodes to solve against N, with 2^N).
+to solve, bsuite score, final training returns and, with ``eval_episodes``, the final greedy
+policy's mean return: DQN without epsilon, IVIDQN's posterior mean, NoisyDQN's mean weights,
+BootstrappedDQN's ensemble mean, as SB3's ``evaluate_policy(deterministic=True)``) and
+solve.png (episodes to solve against N, with 2^N).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
 
@@ -76,6 +81,7 @@ class EnvSpec:
     kwargs: dict[str, Any]
     episodes: int | None
     timesteps: int | None
+    eval_episodes: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +136,9 @@ def _env_variants(i: int, table: dict[str, Any]) -> list[EnvSpec]:
     label = table.pop("label", env_id.split("/")[-1].split("-")[0].lower())
     episodes = positive(table.pop("episodes", None), f"envs[{i}].episodes")
     timesteps = positive(table.pop("timesteps", None), f"envs[{i}].timesteps")
+    n_eval = table.pop("eval_episodes", 0)
+    if n_eval != 0:
+        n_eval = positive(n_eval, f"envs[{i}].eval_episodes")
     if (episodes is None) == (timesteps is None):
         raise ConfigError(
             f"envs[{i}] ({label}) needs exactly one budget: 'episodes' or 'timesteps'"
@@ -142,9 +151,12 @@ def _env_variants(i: int, table: dict[str, Any]) -> list[EnvSpec]:
     ):
         raise ConfigError(f"envs[{i}] ({label}) sweep must be one key with a non-empty list")
     if not sweep:
-        return [EnvSpec(label, env_id, table, episodes, timesteps)]
+        return [EnvSpec(label, env_id, table, episodes, timesteps, n_eval)]
     ((key, values),) = sweep.items()
-    return [EnvSpec(f"{label}_{v}", env_id, {**table, key: v}, episodes, timesteps) for v in values]
+    return [
+        EnvSpec(f"{label}_{v}", env_id, {**table, key: v}, episodes, timesteps, n_eval)
+        for v in values
+    ]
 
 
 def _agent(i: int, table: dict[str, Any]) -> AgentSpec:
@@ -197,6 +209,7 @@ def _fingerprint(task: RLTask) -> str:
         e.kwargs,
         e.episodes,
         e.timesteps,
+        e.eval_episodes,
         a.name,
         a.settings,
         task.seed,
@@ -257,6 +270,24 @@ class EpisodeLogger(BaseCallback):
             self.logger.dump(self.num_timesteps)
 
 
+def _evaluate(model, task: RLTask) -> np.ndarray:
+    """Returns of ``eval_episodes`` episodes of the final greedy policy on a separately seeded
+    env (SB3's ``evaluate_policy``, deterministic)."""
+    if not task.env.eval_episodes:
+        return np.zeros(0)
+    env = make_env(task.env)
+    env.reset(seed=10_000 + task.seed)  # episodes unlike the training ones, same per seed
+    returns, _ = evaluate_policy(
+        model,
+        env,
+        n_eval_episodes=task.env.eval_episodes,
+        deterministic=True,
+        return_episode_rewards=True,
+    )
+    env.close()
+    return np.asarray(returns, dtype=float)
+
+
 def execute_rl(task: RLTask, progress: Callable[[int], None] = lambda n: None) -> None:
     tb, result = _paths(task)
     shutil.rmtree(tb, ignore_errors=True)  # a killed run is redone from scratch
@@ -274,6 +305,10 @@ def execute_rl(task: RLTask, progress: Callable[[int], None] = lambda n: None) -
         time.perf_counter()
     )  # wall time of learning only: per-step cost comparable across agents
     model.learn(total_timesteps=budget, callback=callback, log_interval=10_000_000)
+    wall_s = time.perf_counter() - start
+    eval_returns = _evaluate(model, task)
+    if eval_returns.size:
+        model.logger.record("eval/mean_return", float(eval_returns.mean()))
     model.logger.dump(model.num_timesteps)
     returns = np.array(callback.returns)
     write_npz(
@@ -285,7 +320,8 @@ def execute_rl(task: RLTask, progress: Callable[[int], None] = lambda n: None) -
         size=np.array(-1 if size is None else size),
         seed=np.array(task.seed),
         steps=np.array(model.num_timesteps),
-        wall_s=np.array(time.perf_counter() - start),
+        wall_s=np.array(wall_s),
+        eval_returns=eval_returns,
     )
     progress(callback._pending)
 
@@ -324,6 +360,7 @@ def _rows(config: RLConfig, runs) -> list[dict]:
                     "final_return": float(
                         np.mean([r["returns"][-100:].mean() for r in found if r["returns"].size])
                     ),
+                    "eval_return": _mean_eval(found),
                     "steps": int(np.mean([r["steps"] for r in found])),
                     "us_per_step": float(
                         1e6 * np.mean([r["wall_s"] / max(int(r["steps"]), 1) for r in found])
@@ -331,6 +368,12 @@ def _rows(config: RLConfig, runs) -> list[dict]:
                 }
             )
     return rows
+
+
+def _mean_eval(found: list[dict]) -> float | str:
+    """Mean over seeds of the final greedy policy's mean return ('' without evaluation)."""
+    evals = [r["eval_returns"].mean() for r in found if r.get("eval_returns", np.zeros(0)).size]
+    return float(np.mean(evals)) if evals else ""
 
 
 def _scores(config: RLConfig, runs) -> dict[str, float]:
@@ -364,6 +407,7 @@ def report(config: RLConfig) -> list[dict]:
         "episodes_to_solve",
         "good_episodes",
         "final_return",
+        "eval_return",
         "steps",
         "us_per_step",
     ]

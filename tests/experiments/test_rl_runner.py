@@ -21,6 +21,7 @@ workers = 1
 id = "ivi_rl/DeepSea-v0"
 label = "deep_sea"
 episodes = 30
+eval_episodes = 3
 sweep = { size = [4, 5] }
 
 [[agents]]
@@ -88,6 +89,26 @@ def test_summary_and_event_files(finished):
     assert float(row["good_episodes"]) == pytest.approx(np.mean(good))
 
 
+def test_final_greedy_policy_is_evaluated(finished):
+    """eval_episodes: the final deterministic policy's returns, stored, logged and summarised."""
+    tmp, _, rows = finished
+    row = next(r for r in rows if (r["env"], r["agent"]) == ("deep_sea_5", "ivi_dqn"))
+    evals = []
+    for seed in (0, 1):
+        with np.load(tmp / "out" / "results" / "deep_sea_5" / "ivi_dqn" / f"seed_{seed}.npz") as z:
+            evals.append(z["eval_returns"])
+    for returns in evals:
+        assert returns.shape == (3,)
+        # Deep Sea and the posterior-mean policy are deterministic: one return, three times
+        assert np.all(returns == returns[0])
+        # the return is 0.99 (treasure) or a sum of move costs -0.01/N each, at most N of them
+        assert returns[0] == pytest.approx(0.99) or -0.01 - 1e-9 <= returns[0] <= 0
+    assert row["eval_return"] == pytest.approx(np.mean([r.mean() for r in evals]))
+    acc = EventAccumulator(str(tmp / "out" / "tb" / "deep_sea_5" / "ivi_dqn" / "seed_1"))
+    acc.Reload()
+    assert acc.Scalars("eval/mean_return")[-1].value == pytest.approx(evals[1].mean(), rel=1e-6)
+
+
 def test_resume_skips_finished_runs(finished):
     tmp, config, _ = finished
     stamp = (tmp / "out" / "results" / "deep_sea_4" / "dqn" / "seed_0.npz").stat().st_mtime_ns
@@ -109,7 +130,11 @@ def test_resume_skips_finished_runs(finished):
             r"env deep_sea_4 \(ivi_rl/DeepLake-v0\)",
         ),
         (lambda t: t.replace("size = [4, 5]", "size = [1]"), r"size=1 must be an int >= 2"),
-        (lambda t: t.replace("episodes = 30", ""), r"needs exactly one budget"),
+        (lambda t: t.replace("episodes = 30\n", ""), r"needs exactly one budget"),
+        (
+            lambda t: t.replace("eval_episodes = 3", "eval_episodes = -1"),
+            r"envs\[0\].eval_episodes=-1 must be a positive int",
+        ),
         (
             lambda t: t.replace("batch_size = 16\npolicy", "batch_size = 16\nbogus = 1\npolicy"),
             r"agent ivi_dqn \(ivi_dqn\).*bogus",
