@@ -233,7 +233,24 @@ class IVIDQNPolicy(DQNPolicy):
         self.q_net_target.set_training_mode(False)
         kind = "sgd" if self.optimizer_class is torch.optim.SGD else "adam"
         groups = ivi_rl.param_groups(self.q_net, lr_schedule(1), kind)
-        self.optimizer = self.optimizer_class(groups, lr=lr_schedule(1), **self.optimizer_kwargs)
+        self.optimizer = self.optimizer_class(groups, lr=lr_schedule(1), **self._optimizer_kwargs())
+
+    def _optimizer_kwargs(self) -> dict[str, Any]:
+        """The user's optimizer kwargs; by default the fused kernel on cpu and cuda. A
+        variational layer has two to three times a plain layer's parameter tensors, and the
+        per-tensor loop of PyTorch's default CPU implementation is a measurable part of a
+        small network's step (experiments/RESULTS.md, "Cost per step")."""
+        kwargs = dict(self.optimizer_kwargs)
+        if not {"fused", "foreach"} & kwargs.keys() and self.device.type in ("cpu", "cuda"):
+            kwargs["fused"] = True
+        return kwargs
+
+    def set_training_mode(self, mode: bool) -> None:
+        # SB3 sets the mode before every action and every update, a walk over all modules;
+        # nothing in a variational network depends on it (sampling is an explicit argument),
+        # so a call that would change nothing is skipped
+        if self.q_net.training != mode:
+            super().set_training_mode(mode)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), **self.posterior_kwargs}

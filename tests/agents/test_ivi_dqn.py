@@ -76,6 +76,29 @@ def test_learning_rates_keep_their_mup_multipliers_through_sb3_schedules():
     assert names == {n for n, p in model.policy.q_net.named_parameters()}
 
 
+def test_fused_optimizer_is_the_default_and_trains_like_the_per_tensor_loop():
+    # one model after the other: SB3 seeds the global RNGs (replay sampling) at construction
+    fused = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **SMALL)
+    fused.learn(total_timesteps=5 * 40)  # 72 updates
+    kwargs = {**SMALL["policy_kwargs"], "optimizer_kwargs": {"foreach": False}}
+    looped = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **{**SMALL, "policy_kwargs": kwargs})
+    looped.learn(total_timesteps=5 * 40)  # the same data and draws
+    assert fused.policy.optimizer.defaults["fused"] is True
+    assert not looped.policy.optimizer.defaults["fused"]
+    for (name, a), b in zip(
+        fused.policy.q_net.named_parameters(), looped.policy.q_net.parameters(), strict=True
+    ):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_training_mode_switches_still_reach_every_module():
+    policy = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **SMALL).policy
+    for mode in (True, True, False, False, True):
+        policy.set_training_mode(mode)
+        assert all(m.training == mode for m in policy.q_net.modules())
+        assert not any(m.training for m in policy.q_net_target.modules())
+
+
 def test_save_load_round_trip_gives_identical_actions(tmp_path):
     model = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **SMALL)
     model.learn(total_timesteps=5 * 40)
