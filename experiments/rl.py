@@ -9,6 +9,7 @@
     label = "deep_sea"
     episodes = 10000            # or: timesteps = 50000
     eval_episodes = 0           # > 0: evaluate the final greedy policy (posterior mean for IVI)
+    eval_every = 0              # > 0: also every this many steps (needs eval_episodes)
     sweep = { size = [10, 12] } # one variant per value, labelled deep_sea_10, deep_sea_12
 
     [[agents]]
@@ -19,8 +20,9 @@
 Output: tb/<env>/<agent>/seed_<s> (SB3's logger: episode return, ``regret/cumulative`` where
 the optimal return is known, Deep Sea bad episodes and solve episode, posterior spread),
 results/<env>/<agent>/seed_<s>.npz (atomic; resume key), summary.csv / summary.md (episodes
-to solve, bsuite score, final training returns and, with ``eval_episodes``, the final greedy
-policy's mean return: DQN without epsilon, IVIDQN's posterior mean, NoisyDQN's mean weights,
+to solve, bsuite score, final training returns and, with ``eval_episodes``, the greedy
+policy's mean return at the end and its best over the periodic evaluations, logged as SB3's
+``eval/mean_reward``: DQN without epsilon, IVIDQN's posterior mean, NoisyDQN's mean weights,
 BootstrappedDQN's ensemble mean, as SB3's ``evaluate_policy(deterministic=True)``) and
 solve.png (episodes to solve against N, with 2^N).
 """
@@ -40,7 +42,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from stable_baselines3 import DQN
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
@@ -82,6 +84,7 @@ class EnvSpec:
     episodes: int | None
     timesteps: int | None
     eval_episodes: int = 0
+    eval_every: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,9 +139,11 @@ def _env_variants(i: int, table: dict[str, Any]) -> list[EnvSpec]:
     label = table.pop("label", env_id.split("/")[-1].split("-")[0].lower())
     episodes = positive(table.pop("episodes", None), f"envs[{i}].episodes")
     timesteps = positive(table.pop("timesteps", None), f"envs[{i}].timesteps")
-    n_eval = table.pop("eval_episodes", 0)
-    if n_eval != 0:
-        n_eval = positive(n_eval, f"envs[{i}].eval_episodes")
+    n_eval, every = (
+        positive(table.pop(k, None), f"envs[{i}].{k}") or 0 for k in ("eval_episodes", "eval_every")
+    )
+    if every and not n_eval:
+        raise ConfigError(f"envs[{i}] ({label}): eval_every needs eval_episodes > 0")
     if (episodes is None) == (timesteps is None):
         raise ConfigError(
             f"envs[{i}] ({label}) needs exactly one budget: 'episodes' or 'timesteps'"
@@ -151,10 +156,10 @@ def _env_variants(i: int, table: dict[str, Any]) -> list[EnvSpec]:
     ):
         raise ConfigError(f"envs[{i}] ({label}) sweep must be one key with a non-empty list")
     if not sweep:
-        return [EnvSpec(label, env_id, table, episodes, timesteps, n_eval)]
+        return [EnvSpec(label, env_id, table, episodes, timesteps, n_eval, every)]
     ((key, values),) = sweep.items()
     return [
-        EnvSpec(f"{label}_{v}", env_id, {**table, key: v}, episodes, timesteps, n_eval)
+        EnvSpec(f"{label}_{v}", env_id, {**table, key: v}, episodes, timesteps, n_eval, every)
         for v in values
     ]
 
@@ -210,6 +215,7 @@ def _fingerprint(task: RLTask) -> str:
         e.episodes,
         e.timesteps,
         e.eval_episodes,
+        e.eval_every,
         a.name,
         a.settings,
         task.seed,
@@ -270,22 +276,43 @@ class EpisodeLogger(BaseCallback):
             self.logger.dump(self.num_timesteps)
 
 
-def _evaluate(model, task: RLTask) -> np.ndarray:
-    """Returns of ``eval_episodes`` episodes of the final greedy policy on a separately seeded
-    env (SB3's ``evaluate_policy``, deterministic)."""
-    if not task.env.eval_episodes:
-        return np.zeros(0)
-    env = make_env(task.env)
-    env.reset(seed=10_000 + task.seed)  # episodes unlike the training ones, same per seed
-    returns, _ = evaluate_policy(
-        model,
-        env,
-        n_eval_episodes=task.env.eval_episodes,
-        deterministic=True,
-        return_episode_rewards=True,
-    )
-    env.close()
-    return np.asarray(returns, dtype=float)
+class GreedyEvaluation(BaseCallback):
+    """Returns of ``eval_episodes`` episodes of the greedy policy (SB3's ``evaluate_policy``,
+    deterministic: DQN without epsilon, IVIDQN's posterior mean) every ``eval_every`` steps
+    and at the end, on an env seeded apart from training; its time is kept apart from the
+    learning wall time."""
+
+    def __init__(self, task: RLTask):
+        super().__init__()
+        self.spec = task.env
+        self.env = make_env(task.env)
+        self.env.reset(seed=10_000 + task.seed)  # evaluation episodes differ from training's
+        self.steps: list[int] = []
+        self.returns: list[list[float]] = []
+        self.seconds = 0.0
+
+    def _on_step(self) -> bool:
+        every = self.spec.eval_every
+        if every and self.num_timesteps % every == 0:
+            self.evaluate()
+        return True
+
+    def evaluate(self) -> None:
+        if not self.spec.eval_episodes or self.num_timesteps in self.steps[-1:]:
+            return
+        start = time.perf_counter()
+        returns, _ = evaluate_policy(
+            self.model,
+            self.env,
+            n_eval_episodes=self.spec.eval_episodes,
+            deterministic=True,
+            return_episode_rewards=True,
+        )
+        self.steps.append(self.num_timesteps)
+        self.returns.append([float(r) for r in returns])
+        self.logger.record("eval/mean_reward", float(np.mean(returns)))  # SB3's EvalCallback tag
+        self.logger.dump(self.num_timesteps)
+        self.seconds += time.perf_counter() - start
 
 
 def execute_rl(task: RLTask, progress: Callable[[int], None] = lambda n: None) -> None:
@@ -301,14 +328,17 @@ def execute_rl(task: RLTask, progress: Callable[[int], None] = lambda n: None) -
     size = getattr(base, "size", None)
     budget = task.env.timesteps or task.env.episodes * (size or env.spec.max_episode_steps or 1)
     callback = EpisodeLogger(optimal, task.config.stop_when_solved and size is not None, progress)
-    start = (
-        time.perf_counter()
-    )  # wall time of learning only: per-step cost comparable across agents
-    model.learn(total_timesteps=budget, callback=callback, log_interval=10_000_000)
-    wall_s = time.perf_counter() - start
-    eval_returns = _evaluate(model, task)
-    if eval_returns.size:
-        model.logger.record("eval/mean_return", float(eval_returns.mean()))
+    evaluation = GreedyEvaluation(task)
+    start = time.perf_counter()
+    model.learn(
+        total_timesteps=budget,
+        callback=CallbackList([callback, evaluation]),
+        log_interval=10_000_000,
+    )
+    # wall time of learning only (per-step cost comparable across agents)
+    wall_s = time.perf_counter() - start - evaluation.seconds
+    evaluation.num_timesteps = model.num_timesteps
+    evaluation.evaluate()  # the final policy, unless the last periodic evaluation was it
     model.logger.dump(model.num_timesteps)
     returns = np.array(callback.returns)
     write_npz(
@@ -321,7 +351,10 @@ def execute_rl(task: RLTask, progress: Callable[[int], None] = lambda n: None) -
         seed=np.array(task.seed),
         steps=np.array(model.num_timesteps),
         wall_s=np.array(wall_s),
-        eval_returns=eval_returns,
+        eval_steps=np.array(evaluation.steps, dtype=np.int64),
+        eval_returns=np.array(evaluation.returns, dtype=float).reshape(
+            len(evaluation.steps), task.env.eval_episodes
+        ),
     )
     progress(callback._pending)
 
@@ -361,6 +394,7 @@ def _rows(config: RLConfig, runs) -> list[dict]:
                         np.mean([r["returns"][-100:].mean() for r in found if r["returns"].size])
                     ),
                     "eval_return": _mean_eval(found),
+                    "best_eval_return": _mean_eval(found, best=True),
                     "steps": int(np.mean([r["steps"] for r in found])),
                     "us_per_step": float(
                         1e6 * np.mean([r["wall_s"] / max(int(r["steps"]), 1) for r in found])
@@ -370,10 +404,13 @@ def _rows(config: RLConfig, runs) -> list[dict]:
     return rows
 
 
-def _mean_eval(found: list[dict]) -> float | str:
-    """Mean over seeds of the final greedy policy's mean return ('' without evaluation)."""
-    evals = [r["eval_returns"].mean() for r in found if r.get("eval_returns", np.zeros(0)).size]
-    return float(np.mean(evals)) if evals else ""
+def _mean_eval(found: list[dict], best: bool = False) -> float | str:
+    """Mean over seeds of the greedy policy's mean return: the final evaluation's, or the best
+    evaluation's with ``best`` ('' without evaluations)."""
+    means = [r["eval_returns"].mean(1) for r in found if r.get("eval_returns", np.zeros(0)).size]
+    if not means:
+        return ""
+    return float(np.mean([m.max() if best else m[-1] for m in means]))
 
 
 def _scores(config: RLConfig, runs) -> dict[str, float]:
@@ -408,6 +445,7 @@ def report(config: RLConfig) -> list[dict]:
         "good_episodes",
         "final_return",
         "eval_return",
+        "best_eval_return",
         "steps",
         "us_per_step",
     ]

@@ -22,6 +22,7 @@ id = "ivi_rl/DeepSea-v0"
 label = "deep_sea"
 episodes = 30
 eval_episodes = 3
+eval_every = 50
 sweep = { size = [4, 5] }
 
 [[agents]]
@@ -89,24 +90,32 @@ def test_summary_and_event_files(finished):
     assert float(row["good_episodes"]) == pytest.approx(np.mean(good))
 
 
-def test_final_greedy_policy_is_evaluated(finished):
-    """eval_episodes: the final deterministic policy's returns, stored, logged and summarised."""
+def test_greedy_policy_is_evaluated_periodically_and_at_the_end(finished):
+    """eval_episodes/eval_every: the deterministic policy's returns every 50 steps and at the
+    end, stored, logged under SB3's eval/mean_reward and summarised (final and best)."""
     tmp, _, rows = finished
     row = next(r for r in rows if (r["env"], r["agent"]) == ("deep_sea_5", "ivi_dqn"))
-    evals = []
+    means = []
     for seed in (0, 1):
-        with np.load(tmp / "out" / "results" / "deep_sea_5" / "ivi_dqn" / f"seed_{seed}.npz") as z:
-            evals.append(z["eval_returns"])
-    for returns in evals:
-        assert returns.shape == (3,)
+        path = tmp / "out" / "results" / "deep_sea_5" / "ivi_dqn" / f"seed_{seed}.npz"
+        with np.load(path) as z:
+            steps, returns, total = z["eval_steps"], z["eval_returns"], int(z["steps"])
+        periodic = list(range(50, total + 1, 50))
+        assert list(steps) == periodic + ([] if periodic[-1:] == [total] else [total])
+        assert returns.shape == (len(steps), 3)
         # Deep Sea and the posterior-mean policy are deterministic: one return, three times
-        assert np.all(returns == returns[0])
-        # the return is 0.99 (treasure) or a sum of move costs -0.01/N each, at most N of them
-        assert returns[0] == pytest.approx(0.99) or -0.01 - 1e-9 <= returns[0] <= 0
-    assert row["eval_return"] == pytest.approx(np.mean([r.mean() for r in evals]))
+        assert np.all(returns == returns[:, :1])
+        # a return is 0.99 (treasure) or a sum of move costs, -0.01/N each, at most N of them
+        ok = np.isclose(returns, 0.99) | ((returns >= -0.01 - 1e-9) & (returns <= 0))
+        assert ok.all()
+        means.append(returns.mean(1))
+    assert row["eval_return"] == pytest.approx(np.mean([m[-1] for m in means]))
+    assert row["best_eval_return"] == pytest.approx(np.mean([m.max() for m in means]))
     acc = EventAccumulator(str(tmp / "out" / "tb" / "deep_sea_5" / "ivi_dqn" / "seed_1"))
     acc.Reload()
-    assert acc.Scalars("eval/mean_return")[-1].value == pytest.approx(evals[1].mean(), rel=1e-6)
+    logged = acc.Scalars("eval/mean_reward")
+    assert [e.step for e in logged] == list(steps)
+    np.testing.assert_allclose([e.value for e in logged], means[1], rtol=1e-6)
 
 
 def test_resume_skips_finished_runs(finished):
@@ -134,6 +143,10 @@ def test_resume_skips_finished_runs(finished):
         (
             lambda t: t.replace("eval_episodes = 3", "eval_episodes = -1"),
             r"envs\[0\].eval_episodes=-1 must be a positive int",
+        ),
+        (
+            lambda t: t.replace("eval_episodes = 3\n", ""),
+            r"envs\[0\] \(deep_sea\): eval_every needs eval_episodes > 0",
         ),
         (
             lambda t: t.replace("batch_size = 16\npolicy", "batch_size = 16\nbogus = 1\npolicy"),
