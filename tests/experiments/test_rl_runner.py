@@ -226,3 +226,26 @@ def test_bench_rl_step_prints_every_agent_relative_to_dqn(capsys):
     with pytest.raises(SystemExit):
         main(["--config", "no/such.toml"])
     assert "config file no/such.toml does not exist" in capsys.readouterr().err
+
+
+def test_cost_config_differs_from_the_sweep_only_in_width():
+    """ablations/deep_sea_cost.toml: DQN and IVIDQN at both widths, else the sweep's settings."""
+    sweep = {a.name: a for a in load_rl_config(EXPERIMENTS / "deep_sea.toml").agents}
+    cost = load_rl_config(EXPERIMENTS / "ablations/deep_sea_cost.toml").agents
+    widths = {}
+    for agent in cost:
+        base = sweep[agent.name].settings
+        policy = {**agent.settings["policy_kwargs"]}
+        widths.setdefault(agent.name, set()).add(tuple(policy.pop("net_arch")))
+        assert policy == {k: v for k, v in base["policy_kwargs"].items() if k != "net_arch"}
+        assert {k: v for k, v in agent.settings.items() if k != "policy_kwargs"} == {
+            k: v for k, v in base.items() if k != "policy_kwargs"
+        }
+    assert widths == {"dqn": {(50, 50), (200, 200)}, "ivi_dqn": {(50, 50), (200, 200)}}
+
+
+@pytest.mark.parametrize(
+    "name", ["ablations/cartpole.toml", "ablations/cartpole_lr.toml", "ablations/deep_sea_lr.toml"]
+)
+def test_more_ablation_configs_validate(name):
+    assert load_rl_config(EXPERIMENTS / name).agents
