@@ -229,7 +229,8 @@ def test_bench_rl_step_prints_every_agent_relative_to_dqn(capsys):
 
 
 def test_cost_config_differs_from_the_sweep_only_in_width():
-    """ablations/deep_sea_cost.toml: DQN and IVIDQN at both widths, else the sweep's settings."""
+    """ablations/deep_sea_cost.toml: DQN (also with fused Adam) and IVIDQN at both widths,
+    else the sweep's settings."""
     sweep = {a.name: a for a in load_rl_config(EXPERIMENTS / "deep_sea.toml").agents}
     cost = load_rl_config(EXPERIMENTS / "ablations/deep_sea_cost.toml").agents
     widths = {}
@@ -237,6 +238,8 @@ def test_cost_config_differs_from_the_sweep_only_in_width():
         base = sweep[agent.name].settings
         policy = {**agent.settings["policy_kwargs"]}
         widths.setdefault(agent.name, set()).add(tuple(policy.pop("net_arch")))
+        if agent.label.endswith("_fused"):
+            assert policy.pop("optimizer_kwargs") == {"fused": True}
         assert policy == {k: v for k, v in base["policy_kwargs"].items() if k != "net_arch"}
         assert {k: v for k, v in agent.settings.items() if k != "policy_kwargs"} == {
             k: v for k, v in base.items() if k != "policy_kwargs"
