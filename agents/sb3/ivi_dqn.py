@@ -144,10 +144,8 @@ class IVIDQN(EpisodicSampling, DQN):
 
     def _q_spread(self, observations) -> torch.Tensor:
         """Posterior std of Q over ``spread_draws`` draws on the last minibatch."""
-        q_net = self.policy.q_net
         with torch.no_grad():
-            features = q_net.features(observations)
-            draws = q_net.q_net(
-                features, sample_shape=(self.spread_draws,), generator=self._diagnostic_generator
+            draws = self.policy.q_net.sampled_q(
+                observations, (self.spread_draws,), self._diagnostic_generator
             )
         return draws.std(0)

@@ -144,6 +144,12 @@ class PosteriorQNetwork(QNetwork):
     def mean_q(self, obs) -> torch.Tensor:
         return self.q_net.posterior_mean(self.features(obs))
 
+    def sampled_q(
+        self, obs, sample_shape: tuple[int, ...], generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Q-values [*sample_shape, B, A] of fresh independent draws."""
+        return self.q_net(self.features(obs), sample_shape=sample_shape, generator=generator)
+
     def held_q(self, obs) -> torch.Tensor:
         """Q-values [n_envs, A]: row i under environment i's held draw."""
         features = self.features(obs)
