@@ -223,7 +223,9 @@ def test_deep_sea_8_ivi_dqn_solves_it_and_epsilon_greedy_dqn_does_not(seed, tmp_
     episodes 86-239, so 400 leaves a margin of 1.7x over the slowest seed; DQN solved it in 2
     of 6 seeds (episodes 226 and 323, seeds 4 and 5), so dithering can get lucky and the
     seeds asserted here are the ablation's seeds 0 and 1, where it did not (0 and 4 good
-    episodes in 500). The runner is deterministic on CPU, so these are the ablation's runs."""
+    episodes in 500). The runner is deterministic on CPU; since the ablation IVIDQN's optimizer
+    became fused Adam, which rounds differently, and its seeds 0 and 1 now solve at episodes
+    294 and 105 (ablation: 239 and 105), still inside the bound (DQN's runs are unchanged)."""
     assert _deep_sea_8_solve_episode("ivi_dqn", seed, tmp_path / "ivi") <= 400
     assert _deep_sea_8_solve_episode("dqn", seed, tmp_path / "dqn") is None
 
