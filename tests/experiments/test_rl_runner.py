@@ -185,11 +185,13 @@ def test_cpu_sweep_is_the_sweep_cut_to_its_first_sizes():
 
 
 def test_cpu_extension_uses_the_sweeps_settings_for_its_agents():
-    """deep_sea_cpu_large.toml: the next sweep sizes, the sweep's settings for its agents."""
+    """deep_sea_cpu_large/_xl.toml: the next sweep sizes, the sweep's settings for its agents."""
     full = load_rl_config(EXPERIMENTS / "deep_sea.toml")
     large = load_rl_config(EXPERIMENTS / "deep_sea_cpu_large.toml")
     assert large.agents == [a for a in full.agents if a.name in ("ivi_dqn", "bootstrapped_dqn")]
     assert large.envs == full.envs[3:6]
+    xl = load_rl_config(EXPERIMENTS / "deep_sea_cpu_xl.toml")
+    assert xl.agents == large.agents and xl.envs == full.envs[6:11]
 
 
 @pytest.mark.parametrize("name", ["ablations/deep_sea_prior.toml", "ablations/deep_sea_input.toml"])
