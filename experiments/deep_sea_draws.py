@@ -35,10 +35,7 @@ class DrawReport:
     draw_spread: float  # mean over cells of the std over draws of Q(a0) - Q(a1)
 
 
-def draw_report(
-    config: str, size: int, seed: int, episodes: int, draws: int, threads: int = 1
-) -> DrawReport:
-    torch.set_num_threads(threads)
+def draw_report(config: str, size: int, seed: int, episodes: int, draws: int) -> DrawReport:
     loaded = load_rl_config(config)
     agent = next((a for a in loaded.agents if a.name == "ivi_dqn"), None)
     spec = next((e for e in loaded.envs if e.kwargs.get("size") == size), None)
@@ -51,8 +48,10 @@ def draw_report(
     cells = torch.eye(size * size)
     q_net = model.policy.q_net
     with torch.no_grad():
-        gap = q_net.sampled_q(cells, (draws,)).diff(dim=-1).neg()[..., 0]  # [draws, cells]
-        mean_gap = -q_net.mean_q(cells).diff(dim=-1)[:, 0]
+        q = q_net.sampled_q(cells, (draws,))  # [draws, cells, 2]
+        gap = q[..., 0] - q[..., 1]
+        mean_q = q_net.mean_q(cells)
+        mean_gap = mean_q[:, 0] - mean_q[:, 1]
     p_action0 = (gap > 0).double().mean(0).reshape(size, size).numpy()
     right_is_0 = env.unwrapped.optimal_actions() == 0
     p_right = np.where(right_is_0, p_action0, 1 - p_action0)
@@ -77,6 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     for flag in ("episodes", "draws"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag} {getattr(args, flag)} must be >= 1")
+    if args.seed < 0:
+        parser.error(f"--seed {args.seed} must be >= 0")
+    torch.set_num_threads(1)
     try:
         r = draw_report(args.config, args.size, args.seed, args.episodes, args.draws)
     except ConfigError as err:

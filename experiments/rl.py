@@ -285,8 +285,9 @@ class GreedyEvaluation(BaseCallback):
     def __init__(self, task: RLTask):
         super().__init__()
         self.spec = task.env
-        self.env = make_env(task.env)
-        self.env.reset(seed=10_000 + task.seed)  # evaluation episodes differ from training's
+        self.env = make_env(task.env) if task.env.eval_episodes else None
+        if self.env is not None:
+            self.env.reset(seed=10_000 + task.seed)  # evaluation episodes differ from training's
         self.steps: list[int] = []
         self.returns: list[list[float]] = []
         self.seconds = 0.0
@@ -298,7 +299,8 @@ class GreedyEvaluation(BaseCallback):
         return True
 
     def evaluate(self) -> None:
-        if not self.spec.eval_episodes or self.num_timesteps in self.steps[-1:]:
+        step = self.model.num_timesteps
+        if self.env is None or step in self.steps[-1:]:
             return
         start = time.perf_counter()
         returns, _ = evaluate_policy(
@@ -308,10 +310,10 @@ class GreedyEvaluation(BaseCallback):
             deterministic=True,
             return_episode_rewards=True,
         )
-        self.steps.append(self.num_timesteps)
+        self.steps.append(step)
         self.returns.append([float(r) for r in returns])
         self.logger.record("eval/mean_reward", float(np.mean(returns)))  # SB3's EvalCallback tag
-        self.logger.dump(self.num_timesteps)
+        self.logger.dump(step)
         self.seconds += time.perf_counter() - start
 
 
@@ -337,7 +339,6 @@ def execute_rl(task: RLTask, progress: Callable[[int], None] = lambda n: None) -
     )
     # wall time of learning only (per-step cost comparable across agents)
     wall_s = time.perf_counter() - start - evaluation.seconds
-    evaluation.num_timesteps = model.num_timesteps
     evaluation.evaluate()  # the final policy, unless the last periodic evaluation was it
     model.logger.dump(model.num_timesteps)
     returns = np.array(callback.returns)

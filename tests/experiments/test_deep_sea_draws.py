@@ -41,3 +41,6 @@ def test_cli_prints_the_report_and_names_bad_input(capsys):
     assert "needs an 'ivi_dqn' agent and a Deep Sea of size 9" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--draws", "0"])
+    with pytest.raises(SystemExit):
+        main(["--seed", "-1"])
+    assert "--seed -1 must be >= 0" in capsys.readouterr().err
