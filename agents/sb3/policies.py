@@ -29,6 +29,11 @@ entirely the output biases, identical in every state, so every draw prefers one 
 all states and Deep Sea is not explored; see experiments/RESULTS.md ("IVIDQN's prior")."""
 
 
+FROZEN = {"none": 0, "output": 1, "hidden_output": -1}
+"""``frozen`` settings: how many layers, counted from the output, keep their prior draw
+(-1: all but the input layer)."""
+
+
 def _input_scale(input_scale: float | str, features_dim: int) -> float:
     """Resolve ``input_scale``: a positive number, or 'sqrt_dim' = sqrt(features_dim)."""
     if input_scale == "sqrt_dim":
@@ -69,6 +74,8 @@ class PosteriorQNetwork(QNetwork):
         parametrization: str | ivi_rl.Parametrization = "mup",
         bias_std: float = DEFAULT_BIAS_STD,
         input_scale: float | str = 1.0,
+        bias: bool = True,
+        frozen: str = "none",
     ) -> None:
         super().__init__(
             observation_space,
@@ -91,7 +98,13 @@ class PosteriorQNetwork(QNetwork):
             "parametrization": parametrization,
             "bias_std": bias_std,
             "input_scale": input_scale,
+            "bias": bias,
+            "frozen": frozen,
         }
+        if not isinstance(bias, bool):
+            raise ValueError(f"bias={bias!r} is not accepted; accepted: True, False")
+        if frozen not in FROZEN:
+            raise ValueError(f"frozen={frozen!r} is not accepted; accepted: {', '.join(FROZEN)}")
         self.input_scale = _input_scale(input_scale, features_dim)
         self.q_net = ivi_rl.make_mlp(
             features_dim,
@@ -102,7 +115,18 @@ class PosteriorQNetwork(QNetwork):
             cov=cov,
             rank=rank,
             parametrization=_parametrization(parametrization, bias_std),
+            bias=bias,
         )
+        # frozen layers keep their prior draw (mean and covariance): the expected loss can then
+        # not shrink the shared path through which every state's uncertainty reaches Q
+        n_layers = len(self.q_net.layers)
+        n_frozen = FROZEN[frozen] if FROZEN[frozen] >= 0 else n_layers - 1
+        if frozen != "none" and not 0 < n_frozen < n_layers:
+            raise ValueError(
+                f"frozen={frozen!r} needs hidden layers, but net_arch={self.net_arch!r} has none"
+            )
+        for layer in self.q_net.layers[n_layers - n_frozen :]:
+            layer.requires_grad_(False)
         self.held: ivi_rl.Noise | None = None
         self.generator: torch.Generator | None = None
 
@@ -175,7 +199,14 @@ class IVIDQNPolicy(DQNPolicy):
     layer (prior std 1/sqrt(fan_in)) assumes dense inputs whose norm is about sqrt(dim); a
     one-hot observation has norm 1, so its first-layer prior is sqrt(dim) times too small
     and every state looks alike. ``'sqrt_dim'`` restores the assumed scale (Deep Sea, see
-    experiments/RESULTS.md, "IVIDQN on Deep Sea").
+    experiments/RESULTS.md, "IVIDQN on Deep Sea"). ``bias=False`` builds the layers without
+    biases. ``frozen`` keeps layers at their prior draw (mean and covariance), out of the
+    optimizer: 'none' (default), 'output' (the readout) or 'hidden_output' (every layer but
+    the input layer). Before any reward is seen every TD target is about 0, and the expected
+    loss at visited states is lowered fastest by shrinking the shared layers' gain (and
+    shifting the biases), which removes the prior's spread at states never visited as well;
+    frozen layers, like a randomized prior function, cannot be trained away
+    (experiments/RESULTS.md, "Where the prior's uncertainty goes").
     The optimizer (SGD or Adam) gets the parametrization's per-group learning rates.
     """
 
@@ -200,6 +231,8 @@ class IVIDQNPolicy(DQNPolicy):
         parametrization: str | ivi_rl.Parametrization = "mup",
         bias_std: float = DEFAULT_BIAS_STD,
         input_scale: float | str = 1.0,
+        bias: bool = True,
+        frozen: str = "none",
     ) -> None:
         if optimizer_class not in (torch.optim.SGD, torch.optim.Adam):
             raise ValueError(
@@ -214,6 +247,8 @@ class IVIDQNPolicy(DQNPolicy):
             "parametrization": parametrization,
             "bias_std": bias_std,
             "input_scale": input_scale,
+            "bias": bias,
+            "frozen": frozen,
         }
         super().__init__(
             observation_space,

@@ -191,6 +191,56 @@ def test_bad_input_scale_is_named(bad):
         IVIDQN("MlpPolicy", deep_sea(5), policy_kwargs=dict(input_scale=bad))
 
 
+@pytest.mark.parametrize(
+    ("frozen", "trained"),
+    [
+        ("output", {"layers.0.weight", "layers.0.cov.weight_scale", "layers.1.weight"}),
+        ("hidden_output", {"layers.0.weight", "layers.0.cov.weight_scale"}),
+    ],
+)
+def test_frozen_layers_keep_their_prior_draw_and_the_rest_trains(frozen, trained, tmp_path):
+    """Frozen layers (mean and covariance) are in no optimizer group and stay at their prior
+    draw through training while every other parameter changes; bias=False builds the layers
+    without biases; both survive save / load."""
+    kwargs = dict(net_arch=[50, 50], cov="diagonal", bias=False, frozen=frozen)
+    model = IVIDQN(
+        "MlpPolicy",
+        deep_sea(5),
+        seed=0,
+        **{**SMALL, "learning_starts": 20, "policy_kwargs": kwargs},
+    )
+    net = model.policy.q_net.q_net
+    assert all(layer.bias is None for layer in net.layers)
+    names = {n for g in model.policy.optimizer.param_groups for n in g["names"]}
+    assert names == {"q_net." + n for n in trained}
+    before = {k: v.clone() for k, v in net.named_parameters()}
+    model.learn(total_timesteps=150)
+    for name, value in net.named_parameters():
+        assert (not torch.equal(value, before[name])) == (name in trained), name
+    model.save(tmp_path / "model")
+    loaded = IVIDQN.load(tmp_path / "model").policy.q_net
+    assert loaded.posterior_kwargs["frozen"] == frozen
+    assert {n for n, p in loaded.q_net.named_parameters() if p.requires_grad} == trained
+    assert loaded.q_net.layers[0].bias is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "accepted"),
+    [("bias", "no", "True, False"), ("frozen", "input", "none, output, hidden_output")],
+)
+def test_bad_structure_settings_are_named(name, value, accepted):
+    with pytest.raises(
+        ValueError, match=rf"{name}='{value}' is not accepted; accepted: {accepted}"
+    ):
+        IVIDQN("MlpPolicy", deep_sea(5), policy_kwargs={name: value})
+
+
+def test_freezing_needs_hidden_layers():
+    for frozen in ("output", "hidden_output"):
+        with pytest.raises(ValueError, match=rf"frozen='{frozen}' needs hidden layers.*\[\]"):
+            IVIDQN("MlpPolicy", deep_sea(5), policy_kwargs={"net_arch": [], "frozen": frozen})
+
+
 def _deep_sea_8_solve_episode(agent: str, seed: int, tmp_path, episodes: int = 400):
     """bsuite's solve episode of one runner task on Deep Sea N = 8 (None if not solved within
     ``episodes``), with the agent's settings from the ablation RESULTS.md reports."""
