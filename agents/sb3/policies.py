@@ -206,7 +206,9 @@ class IVIDQNPolicy(DQNPolicy):
     loss at visited states is lowered fastest by shrinking the shared layers' gain (and
     shifting the biases), which removes the prior's spread at states never visited as well;
     frozen layers, like a randomized prior function, cannot be trained away
-    (experiments/RESULTS.md, "Where the prior's uncertainty goes").
+    (experiments/RESULTS.md, "Where the prior's uncertainty goes"). The input layer's bias
+    is shared by all states too, so freezing is meant with ``bias=False``: then, with
+    'hidden_output' and one-hot inputs, a state never trained on keeps its prior Q exactly.
     The optimizer (SGD or Adam) gets the parametrization's per-group learning rates.
     """
 

@@ -235,6 +235,36 @@ def test_bad_structure_settings_are_named(name, value, accepted):
         IVIDQN("MlpPolicy", deep_sea(5), policy_kwargs={name: value})
 
 
+def test_hidden_output_frozen_keeps_never_visited_cells_exactly_at_the_prior():
+    """With every layer but the input layer frozen and no biases, a never-visited cell's Q
+    under any draw is exactly its prior value (its one-hot input column gets no gradient:
+    IVI's null space); when the shared layers train (frozen='none'), it is not."""
+    changed = {}
+    for frozen in ("hidden_output", "none"):
+        kwargs = dict(net_arch=[50, 50], cov="lowrank", rank=4, bias=False, frozen=frozen)
+        model = IVIDQN(
+            "MlpPolicy",
+            deep_sea(8),
+            seed=0,
+            **{**SMALL, "learning_starts": 20, "policy_kwargs": kwargs},
+        )
+        cells = torch.eye(64)
+        noise = model.policy.q_net.q_net.sample_noise((16,), seed=5)
+        before = model.policy.q_net.q_net(cells, noise)
+        model.learn(total_timesteps=8 * 30)
+        buffer = model.replay_buffer
+        seen = np.concatenate(
+            [buffer.observations[: buffer.pos, 0], buffer.next_observations[: buffer.pos, 0]]
+        ).sum(0)
+        never = torch.as_tensor(seen == 0)
+        assert 0 < never.sum() < 64
+        after = model.policy.q_net.q_net(cells, noise)
+        if frozen == "hidden_output":
+            torch.testing.assert_close(after[:, never], before[:, never], rtol=0, atol=0)
+        changed[frozen] = (after[:, never] - before[:, never]).abs().max().item()
+    assert changed["none"] > 1e-4
+
+
 def test_freezing_needs_hidden_layers():
     for frozen in ("output", "hidden_output"):
         with pytest.raises(ValueError, match=rf"frozen='{frozen}' needs hidden layers.*\[\]"):

@@ -254,3 +254,27 @@ def test_cost_config_differs_from_the_sweep_only_in_width():
 )
 def test_more_ablation_configs_validate(name):
     assert load_rl_config(EXPERIMENTS / name).agents
+
+
+def test_readout_ablation_changes_only_structure_rate_and_family():
+    """ablations/deep_sea_readout.toml: the sweep's IVIDQN at N = 18, 22, 26 without biases
+    and with frozen layers; besides that only the base rate or the family (rank 32) change."""
+    sweep = next(a for a in load_rl_config(EXPERIMENTS / "deep_sea.toml").agents)
+    ablation = load_rl_config(EXPERIMENTS / "ablations/deep_sea_readout.toml")
+    assert [e.kwargs["size"] for e in ablation.envs] == [18, 22, 26]
+    allowed = {"cov", "rank"}
+    for agent in ablation.agents:
+        policy = dict(agent.settings["policy_kwargs"])
+        assert policy.pop("bias") is False and policy.pop("frozen") in ("output", "hidden_output")
+        base = dict(sweep.settings["policy_kwargs"])
+        changed = {k for k in {**base, **policy} if base.get(k) != policy.get(k)}
+        assert changed <= allowed, (agent.label, changed)
+        assert changed in (set(), {"cov", "rank"}) and policy.get("rank", 32) == 32
+        rates = {agent.settings["learning_rate"], sweep.settings["learning_rate"]}
+        assert rates <= {0.01, 0.003}
+        rest = {
+            k: v for k, v in agent.settings.items() if k not in ("policy_kwargs", "learning_rate")
+        }
+        assert rest == {
+            k: v for k, v in sweep.settings.items() if k not in ("policy_kwargs", "learning_rate")
+        }
