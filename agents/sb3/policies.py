@@ -29,9 +29,19 @@ entirely the output biases, identical in every state, so every draw prefers one 
 all states and Deep Sea is not explored; see experiments/RESULTS.md ("IVIDQN's prior")."""
 
 
-FROZEN = {"none": 0, "output": 1, "hidden_output": -1}
-"""``frozen`` settings: how many layers, counted from the output, keep their prior draw
-(-1: all but the input layer)."""
+FROZEN = ("none", "output", "hidden_output")
+"""``frozen`` settings: which layers keep their prior draw (see :class:`IVIDQNPolicy`)."""
+
+
+def _first_frozen_layer(frozen: str, n_layers: int, net_arch: list[int]) -> int:
+    """Index of the first layer that keeps its prior draw (``n_layers``: none does)."""
+    if frozen == "none":
+        return n_layers
+    if n_layers < 2:
+        raise ValueError(
+            f"frozen={frozen!r} needs hidden layers, but net_arch={net_arch!r} has none"
+        )
+    return n_layers - 1 if frozen == "output" else 1
 
 
 def _input_scale(input_scale: float | str, features_dim: int) -> float:
@@ -103,7 +113,7 @@ class PosteriorQNetwork(QNetwork):
         }
         if not isinstance(bias, bool):
             raise ValueError(f"bias={bias!r} is not accepted; accepted: True, False")
-        if frozen not in FROZEN:
+        if not isinstance(frozen, str) or frozen not in FROZEN:
             raise ValueError(f"frozen={frozen!r} is not accepted; accepted: {', '.join(FROZEN)}")
         self.input_scale = _input_scale(input_scale, features_dim)
         self.q_net = ivi_rl.make_mlp(
@@ -119,13 +129,8 @@ class PosteriorQNetwork(QNetwork):
         )
         # frozen layers keep their prior draw (mean and covariance): the expected loss can then
         # not shrink the shared path through which every state's uncertainty reaches Q
-        n_layers = len(self.q_net.layers)
-        n_frozen = FROZEN[frozen] if FROZEN[frozen] >= 0 else n_layers - 1
-        if frozen != "none" and not 0 < n_frozen < n_layers:
-            raise ValueError(
-                f"frozen={frozen!r} needs hidden layers, but net_arch={self.net_arch!r} has none"
-            )
-        for layer in self.q_net.layers[n_layers - n_frozen :]:
+        first = _first_frozen_layer(frozen, len(self.q_net.layers), self.net_arch)
+        for layer in self.q_net.layers[first:]:
             layer.requires_grad_(False)
         self.held: ivi_rl.Noise | None = None
         self.generator: torch.Generator | None = None
