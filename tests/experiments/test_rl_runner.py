@@ -278,3 +278,18 @@ def test_readout_ablation_changes_only_structure_rate_and_family():
         assert rest == {
             k: v for k, v in sweep.settings.items() if k not in ("policy_kwargs", "learning_rate")
         }
+
+
+def test_frozen_cost_config_copies_its_agents_from_the_configs_it_names():
+    """ablations/deep_sea_cost_frozen.toml times, at N = 18, the agents of deep_sea_cost.toml
+    (DQN at widths 50 and 200), the sweep's IVIDQN and three of deep_sea_readout.toml."""
+    bench = load_rl_config(EXPERIMENTS / "ablations/deep_sea_cost_frozen.toml")
+    assert [e.kwargs["size"] for e in bench.envs] == [18]
+    sources = [
+        *load_rl_config(EXPERIMENTS / "ablations/deep_sea_cost.toml").agents,
+        *load_rl_config(EXPERIMENTS / "deep_sea.toml").agents,
+        *load_rl_config(EXPERIMENTS / "ablations/deep_sea_readout.toml").agents,
+    ]
+    for agent in bench.agents:
+        assert any(agent == source for source in sources), agent.label
+    assert {a.label for a in bench.agents} >= {"dqn", "ivi_dqn", "ivi_dqn_fixed_readout"}
