@@ -23,10 +23,9 @@ import dataclasses
 
 import numpy as np
 import torch
-from stable_baselines3.common.callbacks import BaseCallback
 
 from .configs import ConfigError
-from .rl import ALGORITHMS, load_rl_config, make_env
+from .rl import ALGORITHMS, EpisodeLogger, load_rl_config, make_env
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,25 +38,28 @@ class SpreadRow:
     readout_rms_ratio: float  # rms of the output layer's mean weights / its rms at the prior
 
 
-class _Visits(BaseCallback):
-    """Counts visits per cell from the observations (one-hot, flattened) and good episodes."""
+class _Visits(EpisodeLogger):
+    """The runner's episode logger (good episodes), also counting visits per cell from the
+    observations (one-hot, flattened)."""
 
     def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
+        super().__init__(None, False, lambda n: None)
         self.visits = np.zeros((size, size), dtype=np.int64)
         self.visits[0, 0] = 1  # every episode starts there
-        self.good = 0
 
     def _on_step(self) -> bool:
-        for obs, done, info in zip(
-            self.locals["new_obs"], self.locals["dones"], self.locals["infos"], strict=True
-        ):
+        for obs in self.locals["new_obs"]:
             if obs.any():  # after the last step the observation is all zeros
                 self.visits[np.unravel_index(int(obs.argmax()), self.visits.shape)] += 1
-            if done and not info.get("bad_episode", True):
-                self.good += 1
-        return True
+        return super()._on_step()
+
+    @property
+    def good(self) -> int:
+        return len(self.bad) - sum(self.bad)
+
+
+def _rms(weight: torch.Tensor) -> float:
+    return weight.detach().pow(2).mean().sqrt().item()
 
 
 def _agent_settings(config: str, agent: str, size: int):
@@ -78,7 +80,7 @@ def spread_trace(
     env = make_env(spec)
     model = ALGORITHMS["ivi_dqn"]("MlpPolicy", env, seed=seed, **settings)
     readout = model.policy.q_net.q_net.layers[-1].weight
-    prior_rms = readout.detach().pow(2).mean().sqrt().item()
+    prior_rms = _rms(readout)
     cells = torch.eye(size * size)
     generator = torch.Generator().manual_seed(seed + 12345)  # not the agent's generators
     visits, trained, rows = _Visits(size), 0, []
@@ -91,15 +93,14 @@ def spread_trace(
         # the std of Q(a0) - Q(a1) is that of Q(right) - Q(left): which is which is a sign
         spread = (q[..., 0] - q[..., 1]).reshape(draws, size, size).std(0)
         unvisited = torch.as_tensor(visits.visits == 0)
-        diagonal = [i for i in range(size) if visits.visits[i, i] > 0]
         rows.append(
             SpreadRow(
                 episodes=episodes,
                 good_episodes=visits.good,
-                furthest_diagonal=max(diagonal),
+                furthest_diagonal=int(np.flatnonzero(np.diag(visits.visits)).max()),
                 spread_unvisited=float(spread[unvisited].mean()) if unvisited.any() else 0.0,
                 spread_visited=float(spread[~unvisited].mean()),
-                readout_rms_ratio=readout.detach().pow(2).mean().sqrt().item() / prior_rms,
+                readout_rms_ratio=_rms(readout) / prior_rms,
             )
         )
     return rows
