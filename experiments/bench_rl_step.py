@@ -20,12 +20,12 @@ import time
 import torch
 
 from .configs import AgentSpec, ConfigError
-from .rl import ALGORITHMS, EnvSpec, load_rl_config, make_env
+from .rl import EnvSpec, build_agent, load_rl_config, make_env
 
 
 def time_agent(env: EnvSpec, agent: AgentSpec, steps: int) -> float:
     """Milliseconds per environment step of ``steps`` steps after the agent's warm-up."""
-    model = ALGORITHMS[agent.name]("MlpPolicy", make_env(env), seed=0, **agent.settings)
+    model = build_agent(agent, make_env(env), seed=0)
     model.learn(total_timesteps=max(model.learning_starts, 1) + 10)  # warm-up, first updates
     start = time.perf_counter()
     model.learn(total_timesteps=steps, reset_num_timesteps=False)

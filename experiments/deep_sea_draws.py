@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .configs import ConfigError
-from .rl import ALGORITHMS, EpisodeLogger, load_rl_config, make_env
+from .rl import EpisodeLogger, build_agent, load_rl_config, make_env
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +42,7 @@ def draw_report(config: str, size: int, seed: int, episodes: int, draws: int) ->
     if agent is None or spec is None:
         raise ConfigError(f"{config} needs an 'ivi_dqn' agent and a Deep Sea of size {size}")
     env = make_env(spec)
-    model = ALGORITHMS["ivi_dqn"]("MlpPolicy", env, seed=seed, **agent.settings)
+    model = build_agent(agent, env, seed=seed)
     logger = EpisodeLogger(None, False, lambda n: None)
     model.learn(size * episodes, callback=logger)
     cells = torch.eye(size * size)

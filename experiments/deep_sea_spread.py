@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .configs import ConfigError
-from .rl import ALGORITHMS, EpisodeLogger, load_rl_config, make_env
+from .rl import EpisodeLogger, build_agent, load_rl_config, make_env
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +62,7 @@ def _rms(weight: torch.Tensor) -> float:
     return weight.detach().pow(2).mean().sqrt().item()
 
 
-def _agent_settings(config: str, agent: str, size: int):
+def _agent_and_env(config: str, agent: str, size: int):
     loaded = load_rl_config(config)
     spec = next((a for a in loaded.agents if a.label == agent), None)
     env = next((e for e in loaded.envs if e.kwargs.get("size") == size), None)
@@ -70,15 +70,15 @@ def _agent_settings(config: str, agent: str, size: int):
         raise ConfigError(
             f"{config} needs an 'ivi_dqn' agent labelled {agent!r} and a Deep Sea of size {size}"
         )
-    return spec.settings, env
+    return spec, env
 
 
 def spread_trace(
     config: str, agent: str, size: int, seed: int, checkpoints: list[int], draws: int
 ) -> list[SpreadRow]:
-    settings, spec = _agent_settings(config, agent, size)
+    agent_spec, spec = _agent_and_env(config, agent, size)
     env = make_env(spec)
-    model = ALGORITHMS["ivi_dqn"]("MlpPolicy", env, seed=seed, **settings)
+    model = build_agent(agent_spec, env, seed=seed)
     readout = model.policy.q_net.q_net.layers[-1].weight
     prior_rms = _rms(readout)
     cells = torch.eye(size * size)

@@ -15,7 +15,7 @@
     [[agents]]
     name = "ivi_dqn"            # ivi_dqn, bootstrapped_dqn, noisy_dqn, dqn
     learning_rate = 0.001       # algorithm keyword arguments
-    policy_kwargs = { net_arch = [50, 50] }
+    policy_kwargs = { net_arch = [50, 50] }  # optimizer_class = "sgd" or "adam" (by name)
 
 Output: tb/<env>/<agent>/seed_<s> (SB3's logger: episode return, ``regret/cumulative`` where
 the optimal return is known, Deep Sea bad episodes and solve episode, posterior spread),
@@ -41,6 +41,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.evaluation import evaluate_policy
@@ -65,7 +66,7 @@ from .configs import (
     typed,
 )
 
-__all__ = ["ALGORITHMS", "RLConfig", "load_rl_config", "run_rl"]
+__all__ = ["ALGORITHMS", "OPTIMIZERS", "RLConfig", "build_agent", "load_rl_config", "run_rl"]
 
 ALGORITHMS = {
     "ivi_dqn": IVIDQN,
@@ -73,6 +74,8 @@ ALGORITHMS = {
     "noisy_dqn": NoisyDQN,
     "dqn": DQN,
 }
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+"""Optimizers a TOML config names in ``policy_kwargs.optimizer_class`` (those with a muP rule)."""
 TOP_LEVEL = {"seeds", "out", "device", "workers", "stop_when_solved", "envs", "agents"}
 
 
@@ -187,9 +190,25 @@ def _validate(config: RLConfig) -> None:
     first = make_env(config.envs[0])
     for spec in config.agents:
         try:
-            ALGORITHMS[spec.name]("MlpPolicy", first, device=config.device, **spec.settings)
+            build_agent(spec, first, device=config.device)
         except (TypeError, ValueError, AssertionError) as err:
             raise ConfigError(f"agent {spec.label} ({spec.name}): {err}") from None
+
+
+def build_agent(agent: AgentSpec, env: gym.Env, **kwargs: Any):
+    """The SB3 algorithm of a config's agent on ``env`` (``kwargs``: seed, device). TOML has
+    no classes, so ``policy_kwargs.optimizer_class`` is a name from :data:`OPTIMIZERS`."""
+    settings = dict(agent.settings)
+    policy = dict(settings.get("policy_kwargs", {}))
+    if "optimizer_class" in policy:
+        name = policy["optimizer_class"]
+        if name not in OPTIMIZERS:
+            raise ValueError(
+                f"policy_kwargs.optimizer_class={name!r} is not accepted; accepted: "
+                + ", ".join(OPTIMIZERS)
+            )
+        settings["policy_kwargs"] = {**policy, "optimizer_class": OPTIMIZERS[name]}
+    return ALGORITHMS[agent.name]("MlpPolicy", env, **settings, **kwargs)
 
 
 def make_env(spec: EnvSpec) -> gym.Env:
@@ -323,9 +342,7 @@ def execute_rl(task: RLTask, progress: Callable[[int], None] = lambda n: None) -
     env = make_env(task.env)
     base = env.unwrapped
     optimal = base.optimal_return if isinstance(base, envs.DeepSeaEnv) else None
-    model = ALGORITHMS[task.agent.name](
-        "MlpPolicy", env, seed=task.seed, device=task.config.device, **task.agent.settings
-    )
+    model = build_agent(task.agent, env, seed=task.seed, device=task.config.device)
     model.set_logger(configure(str(tb), ["tensorboard"]))
     size = getattr(base, "size", None)
     budget = task.env.timesteps or task.env.episodes * (size or env.spec.max_episode_steps or 1)

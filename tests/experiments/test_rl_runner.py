@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from experiments.bandit_config import ConfigError
 from experiments.cli import main as cli
-from experiments.rl import load_rl_config, run_rl
+from experiments.rl import build_agent, load_rl_config, make_env, run_rl
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 TINY = """
@@ -158,6 +159,11 @@ def test_resume_skips_finished_runs(finished):
             ),
             r"needs a Discrete action space",
         ),
+        (
+            lambda t: t.replace("[16, 16] }", '[16, 16], optimizer_class = "rmsprop" }', 1),
+            r"agent ivi_dqn \(ivi_dqn\): policy_kwargs.optimizer_class='rmsprop' is not "
+            r"accepted; accepted: adam, sgd",
+        ),
     ],
 )
 def test_bad_rl_configs(tmp_path, edit, match):
@@ -293,3 +299,49 @@ def test_frozen_cost_config_copies_its_agents_from_the_configs_it_names():
     for agent in bench.agents:
         assert any(agent == source for source in sources), agent.label
     assert {a.label for a in bench.agents} >= {"dqn", "ivi_dqn", "ivi_dqn_fixed_readout"}
+
+
+@pytest.mark.parametrize("name", ["ivi_dqn", "dqn"])
+def test_a_config_names_its_optimizer(tmp_path, name):
+    """TOML has no classes: policy_kwargs.optimizer_class = "sgd" builds torch's SGD with the
+    given kwargs (and, for IVIDQN, its muP multipliers: SGD's input layer has fan_out x)."""
+    text = TINY.replace(
+        "[16, 16] }", '[16, 16], optimizer_class = "sgd", optimizer_kwargs = { momentum = 0.9 } }'
+    )
+    config = load_rl_config(write(tmp_path, text))
+    agent = next(a for a in config.agents if a.name == name)
+    model = build_agent(agent, make_env(config.envs[0]), seed=0, learning_rate=0.01)
+    optimizer = model.policy.optimizer
+    assert isinstance(optimizer, torch.optim.SGD)
+    assert {g["momentum"] for g in optimizer.param_groups} == {0.9}
+    if name == "ivi_dqn":
+        assert max(g["lr"] for g in optimizer.param_groups) == pytest.approx(0.01 * 16)
+    assert agent.settings["policy_kwargs"]["optimizer_class"] == "sgd"  # the config is untouched
+
+
+def test_optimizer_ablation_changes_only_optimizer_rate_and_family():
+    """ablations/deep_sea_optimizer.toml: the readout ablation's frozen IVIDQN at N = 22 with
+    Adam or SGD (momentum 0.9) at two base rates, diagonal or rank 32; nothing else changes."""
+    readout = load_rl_config(EXPERIMENTS / "ablations/deep_sea_readout.toml").agents
+    base = next(a for a in readout if a.label == "ivi_dqn_fixed_hidden_readout_lowrank_32")
+    ablation = load_rl_config(EXPERIMENTS / "ablations/deep_sea_optimizer.toml")
+    assert [e.kwargs["size"] for e in ablation.envs] == [22]
+    seen = set()
+    for agent in ablation.agents:
+        policy = dict(agent.settings["policy_kwargs"])
+        optimizer = policy.pop("optimizer_class", "adam")
+        if optimizer == "sgd":
+            assert policy.pop("optimizer_kwargs") == {"momentum": 0.9}
+        family = policy.pop("cov"), policy.pop("rank", None)
+        expected = dict(base.settings["policy_kwargs"])
+        del expected["cov"], expected["rank"]
+        assert policy == expected, agent.label
+        rest = {
+            k: v for k, v in agent.settings.items() if k not in ("policy_kwargs", "learning_rate")
+        }
+        assert rest == {
+            k: v for k, v in base.settings.items() if k not in ("policy_kwargs", "learning_rate")
+        }
+        seen.add((optimizer, agent.settings["learning_rate"], family))
+    assert len(seen) == len(ablation.agents) == 6
+    assert {f for *_, f in seen} == {("diagonal", None), ("lowrank", 32)}
