@@ -345,3 +345,23 @@ def test_optimizer_ablation_changes_only_optimizer_rate_and_family():
         seen.add((optimizer, agent.settings["learning_rate"], family))
     assert len(seen) == len(ablation.agents) == 6
     assert {f for *_, f in seen} == {("diagonal", None), ("lowrank", 32)}
+
+
+def test_linear_ablation_is_the_sweeps_ivi_dqn_without_hidden_layers_or_biases():
+    """ablations/deep_sea_linear.toml: IVIDQN linear in the one-hot cell (IVI's exact case),
+    at the sweep's base rate and at 10x it; everything else is the sweep's."""
+    sweep = next(a for a in load_rl_config(EXPERIMENTS / "deep_sea.toml").agents)
+    ablation = load_rl_config(EXPERIMENTS / "ablations/deep_sea_linear.toml")
+    assert [e.kwargs["size"] for e in ablation.envs] == [10, 14, 18, 22]
+    rates = set()
+    for agent in ablation.agents:
+        expected = {**sweep.settings["policy_kwargs"], "net_arch": [], "bias": False}
+        assert agent.settings["policy_kwargs"] == expected
+        rates.add(agent.settings["learning_rate"])
+        rest = {
+            k: v for k, v in agent.settings.items() if k not in ("policy_kwargs", "learning_rate")
+        }
+        assert rest == {
+            k: v for k, v in sweep.settings.items() if k not in ("policy_kwargs", "learning_rate")
+        }
+    assert rates == {sweep.settings["learning_rate"], 10 * sweep.settings["learning_rate"]}
