@@ -70,6 +70,11 @@ class Covariance(nn.Module, ABC):
         """
 
     @abstractmethod
+    def output_variance(self, x: Tensor) -> Tensor:
+        """Variance over this layer's noise of x @ W^T + b for a fixed input x [*batch, in]:
+        [*batch, out]. Output units of one draw may covary; only their variances are given."""
+
+    @abstractmethod
     def factor(self) -> Tensor:
         """Dense S of shape [P, noise_dim] in the flattening [vec(W), b]."""
 
@@ -163,6 +168,10 @@ class DiagonalCovariance(Covariance):
             return w, None
         return w, torch.addcmul(bias, self.bias_scale, z[..., n_w:])
 
+    def output_variance(self, x: Tensor) -> Tensor:
+        var = (x * x) @ self.weight_scale.pow(2).T
+        return var if self.bias_scale is None else var + self.bias_scale.pow(2)
+
     def _flat_scale(self) -> Tensor:
         parts = [self.weight_scale.reshape(-1)]
         if self.bias_scale is not None:
@@ -236,6 +245,14 @@ class LowRankCovariance(Covariance):
         if z.dim() == 1:  # the bias factor is small: one fused op, one autograd node
             return w, torch.addmv(bias, self.bias_factor.T, z)
         return w, bias + z @ self.bias_factor
+
+    def output_variance(self, x: Tensor) -> Tensor:
+        # output o moves with z by sum_i x_i S[:, o, i] (+ the bias rows): its variance is
+        # that vector's squared norm
+        loadings = torch.einsum("...i,roi->...ro", x, self.weight_factor)
+        if self.bias_factor is not None:
+            loadings = loadings + self.bias_factor
+        return loadings.pow(2).sum(dim=-2)
 
     def factor(self) -> Tensor:
         parts = [self.weight_factor.reshape(self.rank, -1)]

@@ -218,6 +218,14 @@ class VariationalLinear(nn.Module):
         check_same_device(x, self.weight, "x")
         return F.linear(x, self.weight, self.bias)
 
+    def mean_and_variance(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and variance over this layer's noise of its output for a fixed input x
+        [*batch, in]: both [*batch, out] (the variance is 0 for a deterministic layer)."""
+        mean = self.forward_mean(x)
+        if not self.is_stochastic:
+            return mean, torch.zeros_like(mean)
+        return mean, self.cov.output_variance(x)
+
     def _check_noise(self, z: Tensor) -> None:
         if not isinstance(z, Tensor):
             raise TypeError(f"z must be a Tensor of shape [*sample_shape, {self.noise_dim}]")

@@ -10,6 +10,15 @@ Target network (``target``): the TD target of a draw is computed by the target n
 *with the same draw* ('same_draw', default: every sampled Q-function is regressed on its own
 Bellman target, like the heads of Bootstrapped DQN), by the target's posterior mean ('mean'),
 or by an independent draw ('independent', NoisyNet's choice).
+
+Output-layer noise (``output_noise``): 'sampled' (default) draws it with the rest;
+'marginalized' averages it out exactly: given the earlier layers' draw the expected squared
+TD error is (mean Q - target)^2 + Var Q, so the loss's gradient on the output layer's
+covariance carries no sampling noise and the variance shrinks where data is at the rate the
+objective sets. Both are estimates of the same expected loss when the target does not share
+the output layer's noise with Q ('mean', 'independent'; or, under 'same_draw', when Q and its
+target use disjoint output weights, as one-hot states do in a network without hidden layers);
+otherwise 'marginalized' leaves out the covariance of Q and its own target through that layer.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ __all__ = ["IVIDQN"]
 
 TARGETS = ("same_draw", "mean", "independent")
 LOSSES = ("mse", "huber")
+OUTPUT_NOISE = ("sampled", "marginalized")
 
 
 class IVIDQN(EpisodicSampling, DQN):
@@ -39,6 +49,8 @@ class IVIDQN(EpisodicSampling, DQN):
 
     :param target: how TD targets use the target network: 'same_draw', 'mean', 'independent'.
     :param loss: 'mse' (the expected squared TD error, IVI's objective) or 'huber' (DQN's).
+    :param output_noise: 'sampled' or 'marginalized' (the output layer's noise averaged out in
+        closed form; needs ``loss='mse'``).
     :param spread_draws: draws used to log the posterior spread of Q every 100 updates (0
         disables it).
 
@@ -59,15 +71,26 @@ class IVIDQN(EpisodicSampling, DQN):
         *,
         target: str = "same_draw",
         loss: str = "mse",
+        output_noise: str = "sampled",
         spread_draws: int = 8,
         **kwargs: Any,
     ) -> None:
-        for name, value, accepted in (("target", target, TARGETS), ("loss", loss, LOSSES)):
+        for name, value, accepted in (
+            ("target", target, TARGETS),
+            ("loss", loss, LOSSES),
+            ("output_noise", output_noise, OUTPUT_NOISE),
+        ):
             if value not in accepted:
                 raise ValueError(
                     f"{name}={value!r} is not accepted; accepted: {', '.join(accepted)}"
                 )
+        if output_noise == "marginalized" and loss != "mse":
+            raise ValueError(
+                f"output_noise='marginalized' needs loss='mse' (the closed form is that of the "
+                f"squared error); got loss={loss!r}"
+            )
         self.target_mode, self.loss_kind, self.spread_draws = target, loss, spread_draws
+        self.output_noise = output_noise
         super().__init__(policy, env, learning_rate, **kwargs)
 
     def _setup_model(self) -> None:
@@ -122,14 +145,7 @@ class IVIDQN(EpisodicSampling, DQN):
             noise = q_net.q_net.sample_noise(generator=self._train_generator)  # fresh draw
             with torch.no_grad():
                 target = self._td_target(replay_data, noise)
-            current = torch.gather(
-                q_net(replay_data.observations, noise), 1, replay_data.actions.long()
-            )
-            loss = (
-                F.mse_loss(current, target)
-                if self.loss_kind == "mse"
-                else F.smooth_l1_loss(current, target)
-            )
+            loss = self._td_loss(replay_data, noise, target)
             losses.append(loss.item())
             self.policy.optimizer.zero_grad()
             loss.backward()
@@ -141,6 +157,17 @@ class IVIDQN(EpisodicSampling, DQN):
         due = self._n_updates <= gradient_steps or self._n_updates % 100 < gradient_steps
         spread = self._q_spread(replay_data.observations) if self.spread_draws > 1 and due else None
         self._record_training(losses, spread)
+
+    def _td_loss(self, replay_data, noise: ivi_rl.Noise, target: torch.Tensor) -> torch.Tensor:
+        q_net, actions = self.policy.q_net, replay_data.actions.long()
+        if self.output_noise == "marginalized":
+            mean, variance = q_net.output_moments(replay_data.observations, noise)
+            current = torch.gather(mean, 1, actions)
+            return F.mse_loss(current, target) + torch.gather(variance, 1, actions).mean()
+        current = torch.gather(q_net(replay_data.observations, noise), 1, actions)
+        if self.loss_kind == "mse":
+            return F.mse_loss(current, target)
+        return F.smooth_l1_loss(current, target)
 
     def _q_spread(self, observations) -> torch.Tensor:
         """Posterior std of Q over ``spread_draws`` draws on the last minibatch."""

@@ -170,6 +170,11 @@ class PosteriorQNetwork(QNetwork):
         """Q-values [B, A] of one draw shared by the batch: ``noise``, or a fresh one."""
         return self.q_net(self.features(obs), noise, generator=generator)
 
+    def output_moments(self, obs, noise: ivi_rl.Noise) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and variance [B, A] of Q over the output layer's noise, the earlier layers at
+        the draw ``noise`` (see ``ivi_rl.VariationalMLP.output_moments``)."""
+        return self.q_net.output_moments(self.features(obs), noise)
+
     def mean_q(self, obs) -> torch.Tensor:
         return self.q_net.posterior_mean(self.features(obs))
 

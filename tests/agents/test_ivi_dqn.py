@@ -333,11 +333,68 @@ def test_wrong_spaces_fail_at_construction(env_id, match):
         IVIDQN("MlpPolicy", gym.make(env_id))
 
 
+def _trained(output_noise: str):
+    model = IVIDQN(
+        "MlpPolicy",
+        deep_sea(5),
+        seed=0,
+        output_noise=output_noise,
+        **{**SMALL, "learning_starts": 32, "batch_size": 32},
+    )
+    model.learn(total_timesteps=5 * 20)
+    return model, model.replay_buffer.sample(32)
+
+
+def test_marginalized_output_noise_is_the_sampled_loss_averaged_over_that_noise():
+    """The closed form equals the mean over the output layer's noise of the sampled squared TD
+    loss (input layer at one draw, target fixed): 4,000 draws, relative tolerance 3%."""
+    model, batch = _trained("marginalized")
+    q_net, n = model.policy.q_net, 4000
+    noise = q_net.q_net.sample_noise(generator=torch.Generator().manual_seed(1))
+    target = torch.randn(32, 1, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        closed = model._td_loss(batch, noise, target)
+        last = q_net.q_net.sample_noise((n,), torch.Generator().manual_seed(3)).tensors[1]
+        draws = ivi_rl.Noise((noise.tensors[0].expand(n, -1), last), torch.Size([n]))
+        q = q_net.q_net(q_net.features(batch.observations), draws)  # [n, 32, 2]
+        sampled = (q.gather(2, batch.actions.long().expand(n, -1, -1)) - target).pow(2)
+    torch.testing.assert_close(sampled.mean(), closed, rtol=0.03, atol=0)
+
+
+def test_marginalized_output_noise_takes_the_sampling_noise_out_of_the_output_scales_gradient():
+    """Two draws that differ only in the output layer's noise give the same gradient on the
+    output layer's covariance under 'marginalized', and different ones under 'sampled'."""
+    for output_noise, same in (("marginalized", True), ("sampled", False)):
+        model, batch = _trained(output_noise)
+        q_net, target = model.policy.q_net, torch.zeros(32, 1)
+        first = q_net.q_net.sample_noise(generator=torch.Generator().manual_seed(1))
+        grads = []
+        for seed in (2, 3):
+            other = q_net.q_net.sample_noise(generator=torch.Generator().manual_seed(seed))
+            noise = ivi_rl.Noise((first.tensors[0], other.tensors[1]), torch.Size())
+            scale = q_net.q_net.layers[-1].cov.weight_factor
+            (grad,) = torch.autograd.grad(model._td_loss(batch, noise, target), scale)
+            grads.append(grad)
+        assert torch.equal(*grads) is same, output_noise
+
+
+def test_output_noise_survives_save_and_load(tmp_path):
+    model, _ = _trained("marginalized")
+    model.save(tmp_path / "m")
+    assert IVIDQN.load(tmp_path / "m").output_noise == "marginalized"
+
+
 def test_bad_arguments():
     with pytest.raises(
         ValueError, match=r"target='online' is not accepted; accepted: same_draw, mean, independent"
     ):
         IVIDQN("MlpPolicy", deep_sea(5), target="online")
+    with pytest.raises(
+        ValueError, match=r"output_noise='exact' is not accepted; accepted: sampled, marginalized"
+    ):
+        IVIDQN("MlpPolicy", deep_sea(5), output_noise="exact")
+    with pytest.raises(ValueError, match=r"output_noise='marginalized' needs loss='mse'.*'huber'"):
+        IVIDQN("MlpPolicy", deep_sea(5), output_noise="marginalized", loss="huber")
     with pytest.raises(
         ValueError, match=r"exploration_final_eps=0.1: IVIDQN explores by posterior sampling"
     ):

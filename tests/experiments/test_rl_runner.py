@@ -365,3 +365,18 @@ def test_linear_ablation_is_the_sweeps_ivi_dqn_without_hidden_layers_or_biases()
             k: v for k, v in sweep.settings.items() if k not in ("policy_kwargs", "learning_rate")
         }
     assert rates == {sweep.settings["learning_rate"], 10 * sweep.settings["learning_rate"]}
+
+
+def test_marginalized_ablation_is_the_linear_ivi_dqn_under_sgd_with_either_estimator():
+    linear = load_rl_config(EXPERIMENTS / "ablations/deep_sea_linear.toml").agents[0]
+    ablation = load_rl_config(EXPERIMENTS / "ablations/deep_sea_marginalized.toml")
+    assert [e.kwargs["size"] for e in ablation.envs] == [10, 14, 18, 22, 26, 30]
+    estimators = []
+    for agent in ablation.agents:
+        settings = dict(agent.settings)
+        estimators.append(settings.pop("output_noise", "sampled"))
+        policy = dict(settings.pop("policy_kwargs"))
+        assert policy.pop("optimizer_class") == "sgd"
+        assert policy == linear.settings["policy_kwargs"]
+        assert settings == {k: v for k, v in linear.settings.items() if k != "policy_kwargs"}
+    assert estimators == ["sampled", "marginalized"]

@@ -141,3 +141,33 @@ def test_bad_inputs_name_the_argument():
         layer(torch.randn(5, 4), sample_shape=(0,))
     with pytest.raises(TypeError, match=r"generator=.*torch.Generator"):
         layer(torch.randn(5, 4), generator=7)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize(("cov", "rank"), FAMILIES)
+def test_output_variance_is_the_dense_covariance_seen_through_the_input(cov, rank, bias):
+    """Var(x W^T + b)_o = a_o^T Sigma a_o with a_o the output's coefficients on theta =
+    [vec(W) row-major, b]: x in row o of W, 1 at bias o. Exact, no sampling."""
+    torch.manual_seed(0)
+    layer = VariationalLinear(5, 3, cov=cov, rank=rank, bias=bias)
+    with torch.no_grad():  # not the init values: every entry differs
+        for p in layer.cov.parameters():
+            p.normal_()
+    x = torch.randn(4, 5)
+    mean, var = layer.mean_and_variance(x)
+    sigma = layer.cov.dense()
+    for o in range(3):
+        a = torch.zeros(4, sigma.shape[0])
+        a[:, o * 5 : (o + 1) * 5] = x
+        if bias:
+            a[:, 15 + o] = 1.0
+        torch.testing.assert_close(var[:, o], torch.einsum("bp,pq,bq->b", a, sigma, a))
+    torch.testing.assert_close(mean, layer.forward_mean(x))
+
+
+def test_a_deterministic_layer_has_zero_output_variance():
+    layer = VariationalLinear(5, 3, cov=None)
+    x = torch.randn(2, 5)
+    mean, var = layer.mean_and_variance(x)
+    assert torch.equal(var, torch.zeros(2, 3))
+    assert torch.equal(mean, layer(x))
