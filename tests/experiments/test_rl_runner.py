@@ -380,3 +380,11 @@ def test_marginalized_ablation_is_the_linear_ivi_dqn_under_sgd_with_either_estim
         assert policy == linear.settings["policy_kwargs"]
         assert settings == {k: v for k, v in linear.settings.items() if k != "policy_kwargs"}
     assert estimators == ["sampled", "marginalized"]
+
+
+def test_large_linear_ablation_runs_the_marginalized_agent_unchanged():
+    marginalized = load_rl_config(EXPERIMENTS / "ablations/deep_sea_marginalized.toml").agents
+    large = load_rl_config(EXPERIMENTS / "ablations/deep_sea_linear_large.toml")
+    assert large.agents == [a for a in marginalized if a.label.endswith("_marginalized")]
+    assert [e.kwargs["size"] for e in large.envs] == [30, 34, 40, 50]
+    assert {e.episodes for e in large.envs} == {3000}
