@@ -202,7 +202,7 @@ def build_agent(agent: AgentSpec, env: gym.Env, **kwargs: Any):
     policy = dict(settings.get("policy_kwargs", {}))
     if "optimizer_class" in policy:
         name = policy["optimizer_class"]
-        if name not in OPTIMIZERS:
+        if not isinstance(name, str) or name not in OPTIMIZERS:
             raise ValueError(
                 f"policy_kwargs.optimizer_class={name!r} is not accepted; accepted: "
                 + ", ".join(OPTIMIZERS)

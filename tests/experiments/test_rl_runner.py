@@ -164,6 +164,10 @@ def test_resume_skips_finished_runs(finished):
             r"agent ivi_dqn \(ivi_dqn\): policy_kwargs.optimizer_class='rmsprop' is not "
             r"accepted; accepted: adam, sgd",
         ),
+        (
+            lambda t: t.replace("[16, 16] }", "[16, 16], optimizer_class = [1] }", 1),
+            r"optimizer_class=\[1\] is not accepted; accepted: adam, sgd",
+        ),
     ],
 )
 def test_bad_rl_configs(tmp_path, edit, match):
