@@ -392,3 +392,6 @@ def test_large_linear_ablation_runs_the_marginalized_agent_unchanged():
     assert large.agents == [a for a in marginalized if a.label.endswith("_marginalized")]
     assert [e.kwargs["size"] for e in large.envs] == [30, 34, 40, 50]
     assert {e.episodes for e in large.envs} == {3000}
+    cap = load_rl_config(EXPERIMENTS / "ablations/deep_sea_linear_cap.toml")
+    assert cap.agents == large.agents
+    assert [(e.kwargs["size"], e.episodes) for e in cap.envs] == [(40, 10_000)]
