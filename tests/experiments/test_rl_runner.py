@@ -394,4 +394,4 @@ def test_large_linear_ablation_runs_the_marginalized_agent_unchanged():
     assert {e.episodes for e in large.envs} == {3000}
     cap = load_rl_config(EXPERIMENTS / "ablations/deep_sea_linear_cap.toml")
     assert cap.agents == large.agents
-    assert [(e.kwargs["size"], e.episodes) for e in cap.envs] == [(40, 10_000)]
+    assert [(e.kwargs["size"], e.episodes) for e in cap.envs] == [(40, 10_000), (50, 10_000)]
