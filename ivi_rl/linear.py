@@ -188,12 +188,7 @@ class VariationalLinear(nn.Module):
         Returns:
             [*sample_shape, *batch, out_features].
         """
-        check_same_device(x, self.weight, "x")
-        if x.dim() == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"x has shape {tuple(x.shape)}; expected a last dimension of "
-                f"in_features={self.in_features}"
-            )
+        self._check_input(x)
         if not self.is_stochastic:
             out = F.linear(x, self.weight, self.bias)
             shape = sample_shape_of(sample_shape) if z is None else z.shape[:-1]
@@ -221,10 +216,19 @@ class VariationalLinear(nn.Module):
     def mean_and_variance(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and variance over this layer's noise of its output for a fixed input x
         [*batch, in]: both [*batch, out] (the variance is 0 for a deterministic layer)."""
+        self._check_input(x)
         mean = self.forward_mean(x)
         if not self.is_stochastic:
             return mean, torch.zeros_like(mean)
         return mean, self.cov.output_variance(x)
+
+    def _check_input(self, x: Tensor) -> None:
+        check_same_device(x, self.weight, "x")
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"x has shape {tuple(x.shape)}; expected a last dimension of "
+                f"in_features={self.in_features}"
+            )
 
     def _check_noise(self, z: Tensor) -> None:
         if not isinstance(z, Tensor):

@@ -171,3 +171,5 @@ def test_a_deterministic_layer_has_zero_output_variance():
     mean, var = layer.mean_and_variance(x)
     assert torch.equal(var, torch.zeros(2, 3))
     assert torch.equal(mean, layer(x))
+    with pytest.raises(ValueError, match=r"x has shape \(2, 4\); expected a last dimension of"):
+        layer.mean_and_variance(torch.randn(2, 4))
