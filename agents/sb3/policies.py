@@ -32,6 +32,9 @@ all states and Deep Sea is not explored; see experiments/RESULTS.md ("IVIDQN's p
 FROZEN = ("none", "output", "hidden_output")
 """``frozen`` settings: which layers keep their prior draw (see :class:`IVIDQNPolicy`)."""
 
+PRIOR_MEANS = ("random", "zero")
+"""``prior_mean`` settings: where the weight means start (see :class:`IVIDQNPolicy`)."""
+
 
 def _first_frozen_layer(frozen: str, n_layers: int, net_arch: list[int]) -> int:
     """Index of the first layer that keeps its prior draw (``n_layers``: none does)."""
@@ -86,6 +89,7 @@ class PosteriorQNetwork(QNetwork):
         input_scale: float | str = 1.0,
         bias: bool = True,
         frozen: str = "none",
+        prior_mean: str = "random",
     ) -> None:
         super().__init__(
             observation_space,
@@ -110,11 +114,16 @@ class PosteriorQNetwork(QNetwork):
             "input_scale": input_scale,
             "bias": bias,
             "frozen": frozen,
+            "prior_mean": prior_mean,
         }
         if not isinstance(bias, bool):
             raise ValueError(f"bias={bias!r} is not accepted; accepted: True, False")
         if not isinstance(frozen, str) or frozen not in FROZEN:
             raise ValueError(f"frozen={frozen!r} is not accepted; accepted: {', '.join(FROZEN)}")
+        if not isinstance(prior_mean, str) or prior_mean not in PRIOR_MEANS:
+            raise ValueError(
+                f"prior_mean={prior_mean!r} is not accepted; accepted: {', '.join(PRIOR_MEANS)}"
+            )
         self.input_scale = _input_scale(input_scale, features_dim)
         self.q_net = ivi_rl.make_mlp(
             features_dim,
@@ -127,6 +136,14 @@ class PosteriorQNetwork(QNetwork):
             parametrization=_parametrization(parametrization, bias_std),
             bias=bias,
         )
+        if prior_mean == "zero":
+            # the prior becomes N(0, covariance): no random mean function shared by every
+            # draw, so at a state never trained on each action is preferred by half the draws.
+            # Deterministic layers keep their random means (zero ones would be dead ReLUs).
+            with torch.no_grad():
+                for layer in self.q_net.layers:
+                    if layer.is_stochastic:
+                        layer.weight.zero_()
         # frozen layers keep their prior draw (mean and covariance): the expected loss can then
         # not shrink the shared path through which every state's uncertainty reaches Q
         first = _first_frozen_layer(frozen, len(self.q_net.layers), self.net_arch)
@@ -219,6 +236,12 @@ class IVIDQNPolicy(DQNPolicy):
     (experiments/RESULTS.md, "Where the prior's uncertainty goes"). The input layer's bias
     is shared by all states too, so freezing is meant with ``bias=False``: then, with
     'hidden_output' and one-hot inputs, a state never trained on keeps its prior Q exactly.
+    ``prior_mean`` says where the stochastic layers' weight means start: 'random' (default,
+    the parametrization's init: one random mean function that every draw shares) or 'zero'
+    (the prior is N(0, covariance)). With a shared random mean, a state never trained on
+    prefers one action in most draws; with zero means each action wins half of them, and
+    the spread of a draw's TD target (its max over actions) keeps the posterior mean
+    optimistic towards states not yet visited (experiments/RESULTS.md, "A zero-mean prior").
     The optimizer (SGD or Adam) gets the parametrization's per-group learning rates.
     """
 
@@ -245,6 +268,7 @@ class IVIDQNPolicy(DQNPolicy):
         input_scale: float | str = 1.0,
         bias: bool = True,
         frozen: str = "none",
+        prior_mean: str = "random",
     ) -> None:
         if optimizer_class not in (torch.optim.SGD, torch.optim.Adam):
             raise ValueError(
@@ -261,6 +285,7 @@ class IVIDQNPolicy(DQNPolicy):
             "input_scale": input_scale,
             "bias": bias,
             "frozen": frozen,
+            "prior_mean": prior_mean,
         }
         super().__init__(
             observation_space,
