@@ -11,6 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from experiments.bandit_config import ConfigError
 from experiments.cli import main as cli
+from experiments.configs import AgentSpec
 from experiments.rl import build_agent, load_rl_config, make_env, run_rl
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -186,22 +187,59 @@ def test_shipped_rl_configs_validate(name):
         assert {e.episodes for e in config.envs} == {10_000}
 
 
+# IVIDQN's settings in deep_sea_cpu*.toml until the sweep's agent became the linear one
+EARLIER_IVI_DQN = {
+    "learning_rate": 0.01,
+    "buffer_size": 10000,
+    "learning_starts": 128,
+    "batch_size": 128,
+    "train_freq": 1,
+    "target_update_interval": 4,
+    "policy_kwargs": {"net_arch": [200, 200], "cov": "diagonal", "input_scale": "sqrt_dim"},
+}
+
+
+def _earlier_sweep_agents() -> list[AgentSpec]:
+    """deep_sea.toml's agents as they were when the ablations below were written and run."""
+    agents = load_rl_config(EXPERIMENTS / "deep_sea.toml").agents
+    earlier = AgentSpec("ivi_dqn", "ivi_dqn", EARLIER_IVI_DQN)
+    return [earlier if a.name == "ivi_dqn" else a for a in agents]
+
+
+def _baselines_and_earlier_ivi_dqn(config, full) -> None:
+    """The baselines as in the sweep; IVIDQN with its settings of the runs RESULTS.md reports."""
+    ivi = [a for a in config.agents if a.name == "ivi_dqn"]
+    assert [a.settings for a in ivi] == [EARLIER_IVI_DQN]
+    baselines = [a for a in config.agents if a.name != "ivi_dqn"]
+    assert baselines == [a for a in full.agents if a.label in {b.label for b in baselines}]
+
+
 def test_cpu_sweep_is_the_sweep_cut_to_its_first_sizes():
     """deep_sea_cpu.toml (the run RESULTS.md reports) must not drift from deep_sea.toml."""
     full, cpu = (load_rl_config(EXPERIMENTS / n) for n in ("deep_sea.toml", "deep_sea_cpu.toml"))
-    assert cpu.agents == full.agents
+    assert [a.label for a in cpu.agents] == [a.label for a in full.agents]
+    _baselines_and_earlier_ivi_dqn(cpu, full)
     assert cpu.envs == full.envs[: len(cpu.envs)]
     assert cpu.stop_when_solved and full.stop_when_solved
 
 
 def test_cpu_extension_uses_the_sweeps_settings_for_its_agents():
-    """deep_sea_cpu_large/_xl.toml: the next sweep sizes, the sweep's settings for its agents."""
+    """deep_sea_cpu_large/_xl.toml: the next sweep sizes, IVIDQN and BootstrappedDQN."""
     full = load_rl_config(EXPERIMENTS / "deep_sea.toml")
     large = load_rl_config(EXPERIMENTS / "deep_sea_cpu_large.toml")
-    assert large.agents == [a for a in full.agents if a.name in ("ivi_dqn", "bootstrapped_dqn")]
+    assert [a.label for a in large.agents] == ["ivi_dqn", "bootstrapped_dqn"]
+    _baselines_and_earlier_ivi_dqn(large, full)
     assert large.envs == full.envs[3:6]
     xl = load_rl_config(EXPERIMENTS / "deep_sea_cpu_xl.toml")
     assert xl.agents == large.agents and xl.envs == full.envs[6:11]
+
+
+def test_cpu_ivi_sweep_is_the_whole_sweep_for_the_sweeps_ivi_dqn():
+    """deep_sea_cpu_ivi.toml: every size and seed of deep_sea.toml, its IVIDQN alone."""
+    full = load_rl_config(EXPERIMENTS / "deep_sea.toml")
+    ivi = load_rl_config(EXPERIMENTS / "deep_sea_cpu_ivi.toml")
+    assert ivi.agents == [a for a in full.agents if a.name == "ivi_dqn"]
+    assert (ivi.envs, ivi.seeds, ivi.stop_when_solved) == (full.envs, full.seeds, True)
 
 
 @pytest.mark.parametrize("name", ["ablations/deep_sea_prior.toml", "ablations/deep_sea_input.toml"])
@@ -211,7 +249,7 @@ def test_rl_ablation_configs_validate(name):
 
 
 def test_deep_sea_18_ablation_varies_one_setting_of_the_sweeps_ivi_dqn_each():
-    sweep = next(a for a in load_rl_config(EXPERIMENTS / "deep_sea.toml").agents)
+    sweep = _earlier_sweep_agents()[0]
     ablation = load_rl_config(EXPERIMENTS / "ablations/deep_sea_18.toml")
     assert [e.kwargs["size"] for e in ablation.envs] == [18]
     for agent in ablation.agents:
@@ -243,7 +281,7 @@ def test_bench_rl_step_prints_every_agent_relative_to_dqn(capsys):
 def test_cost_config_differs_from_the_sweep_only_in_width():
     """ablations/deep_sea_cost.toml: DQN (also with fused Adam) and IVIDQN at both widths,
     else the sweep's settings."""
-    sweep = {a.name: a for a in load_rl_config(EXPERIMENTS / "deep_sea.toml").agents}
+    sweep = {a.name: a for a in _earlier_sweep_agents()}
     cost = load_rl_config(EXPERIMENTS / "ablations/deep_sea_cost.toml").agents
     widths = {}
     for agent in cost:
@@ -269,7 +307,7 @@ def test_more_ablation_configs_validate(name):
 def test_readout_ablation_changes_only_structure_rate_and_family():
     """ablations/deep_sea_readout.toml: the sweep's IVIDQN at N = 18, 22, 26 without biases
     and with frozen layers; besides that only the base rate or the family (rank 32) change."""
-    sweep = next(a for a in load_rl_config(EXPERIMENTS / "deep_sea.toml").agents)
+    sweep = _earlier_sweep_agents()[0]
     ablation = load_rl_config(EXPERIMENTS / "ablations/deep_sea_readout.toml")
     assert [e.kwargs["size"] for e in ablation.envs] == [18, 22, 26]
     allowed = {"cov", "rank"}
@@ -297,7 +335,7 @@ def test_frozen_cost_config_copies_its_agents_from_the_configs_it_names():
     assert [e.kwargs["size"] for e in bench.envs] == [18]
     sources = [
         *load_rl_config(EXPERIMENTS / "ablations/deep_sea_cost.toml").agents,
-        *load_rl_config(EXPERIMENTS / "deep_sea.toml").agents,
+        *_earlier_sweep_agents(),
         *load_rl_config(EXPERIMENTS / "ablations/deep_sea_readout.toml").agents,
     ]
     for agent in bench.agents:
@@ -354,7 +392,7 @@ def test_optimizer_ablation_changes_only_optimizer_rate_and_family():
 def test_linear_ablation_is_the_sweeps_ivi_dqn_without_hidden_layers_or_biases():
     """ablations/deep_sea_linear.toml: IVIDQN linear in the one-hot cell (IVI's exact case),
     at the sweep's base rate and at 10x it; everything else is the sweep's."""
-    sweep = next(a for a in load_rl_config(EXPERIMENTS / "deep_sea.toml").agents)
+    sweep = _earlier_sweep_agents()[0]
     ablation = load_rl_config(EXPERIMENTS / "ablations/deep_sea_linear.toml")
     assert [e.kwargs["size"] for e in ablation.envs] == [10, 14, 18, 22]
     rates = set()
@@ -395,3 +433,43 @@ def test_large_linear_ablation_runs_the_marginalized_agent_unchanged():
     cap = load_rl_config(EXPERIMENTS / "ablations/deep_sea_linear_cap.toml")
     assert cap.agents == large.agents
     assert [(e.kwargs["size"], e.episodes) for e in cap.envs] == [(40, 10_000), (50, 10_000)]
+
+
+def _flat(settings: dict) -> dict:
+    """An agent's settings with policy_kwargs merged in (defaults as the agent takes them)."""
+    flat = {k: v for k, v in settings.items() if k != "policy_kwargs"}
+    flat.update(settings.get("policy_kwargs", {}))
+    flat.setdefault("output_noise", "sampled")
+    flat.setdefault("optimizer_class", "adam")
+    flat.setdefault("prior_mean", "random")
+    return flat
+
+
+def _changes(agent, base) -> dict:
+    a, b = _flat(agent.settings), _flat(base.settings)
+    return {k: a.get(k) for k in {**a, **b} if a.get(k) != b.get(k)}
+
+
+def test_zero_mean_ablation_changes_one_training_choice_of_the_sweeps_ivi_dqn_each():
+    """ablations/deep_sea_zero_mean.toml: the sweep's IVIDQN with sampled output noise or with
+    Adam; with a random prior mean it is deep_sea_marginalized.toml's second agent."""
+    sweep = load_rl_config(EXPERIMENTS / "deep_sea.toml").agents[0]
+    ablation = load_rl_config(EXPERIMENTS / "ablations/deep_sea_zero_mean.toml")
+    changes = [_changes(a, sweep) for a in ablation.agents]
+    assert changes == [{"output_noise": "sampled"}, {"optimizer_class": "adam"}]
+    random_mean = load_rl_config(EXPERIMENTS / "ablations/deep_sea_marginalized.toml").agents[1]
+    assert _changes(random_mean, sweep) == {"prior_mean": "random"}
+    marginalized = load_rl_config(EXPERIMENTS / "ablations/deep_sea_marginalized.toml")
+    assert (ablation.envs, ablation.seeds) == (marginalized.envs, marginalized.seeds)
+
+
+def test_zero_mean_mlp_ablation_is_the_earlier_mlp_with_a_zero_prior_mean():
+    """ablations/deep_sea_zero_mean_mlp.toml: the earlier sweep MLP with prior_mean 'zero',
+    alone and trained like the sweep's linear agent (SGD, marginalized output noise)."""
+    earlier = _earlier_sweep_agents()[0]
+    ablation = load_rl_config(EXPERIMENTS / "ablations/deep_sea_zero_mean_mlp.toml")
+    assert [_changes(a, earlier) for a in ablation.agents] == [
+        {"prior_mean": "zero"},
+        {"prior_mean": "zero", "optimizer_class": "sgd", "output_noise": "marginalized"},
+    ]
+    assert [e.kwargs["size"] for e in ablation.envs] == [18, 22]
