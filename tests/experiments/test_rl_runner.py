@@ -472,4 +472,4 @@ def test_zero_mean_mlp_ablation_is_the_earlier_mlp_with_a_zero_prior_mean():
         {"prior_mean": "zero"},
         {"prior_mean": "zero", "optimizer_class": "sgd", "output_noise": "marginalized"},
     ]
-    assert [e.kwargs["size"] for e in ablation.envs] == [18, 22]
+    assert [e.kwargs["size"] for e in ablation.envs] == [18]
