@@ -238,8 +238,9 @@ class IVIDQNPolicy(DQNPolicy):
     'hidden_output' and one-hot inputs, a state never trained on keeps its prior Q exactly.
     ``prior_mean`` says where the stochastic layers' weight means start: 'random' (default,
     the parametrization's init: one random mean function that every draw shares) or 'zero'
-    (the prior is N(0, covariance)). With a shared random mean, a state never trained on
-    prefers one action in most draws; with zero means each action wins half of them, and
+    (the prior is N(0, covariance)). With a shared random mean, at many states never
+    trained on almost all draws prefer the same action; with zero means each action wins
+    half of them, and
     the spread of a draw's TD target (its max over actions) keeps the posterior mean
     optimistic towards states not yet visited (experiments/RESULTS.md, "A zero-mean prior").
     The optimizer (SGD or Adam) gets the parametrization's per-group learning rates.
