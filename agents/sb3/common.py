@@ -6,7 +6,13 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-__all__ = ["EpisodicSampling", "NoEpsilon", "check_spaces"]
+__all__ = ["EpisodicSampling", "NoEpsilon", "check_choice", "check_spaces"]
+
+
+def check_choice(argument: str, value: object, accepted: tuple[str, ...]) -> None:
+    """``value`` is one of the string settings ``accepted``, or one error naming all of them."""
+    if not isinstance(value, str) or value not in accepted:
+        raise ValueError(f"{argument}={value!r} is not accepted; accepted: {', '.join(accepted)}")
 
 
 def check_spaces(algorithm: str, env) -> None:

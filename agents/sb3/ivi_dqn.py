@@ -33,7 +33,7 @@ from stable_baselines3.common.policies import BasePolicy
 
 import ivi_rl
 
-from .common import EpisodicSampling
+from .common import EpisodicSampling, check_choice
 from .policies import IVIDQNPolicy
 
 __all__ = ["IVIDQN"]
@@ -75,15 +75,9 @@ class IVIDQN(EpisodicSampling, DQN):
         spread_draws: int = 8,
         **kwargs: Any,
     ) -> None:
-        for name, value, accepted in (
-            ("target", target, TARGETS),
-            ("loss", loss, LOSSES),
-            ("output_noise", output_noise, OUTPUT_NOISE),
-        ):
-            if value not in accepted:
-                raise ValueError(
-                    f"{name}={value!r} is not accepted; accepted: {', '.join(accepted)}"
-                )
+        check_choice("target", target, TARGETS)
+        check_choice("loss", loss, LOSSES)
+        check_choice("output_noise", output_noise, OUTPUT_NOISE)
         if output_noise == "marginalized" and loss != "mse":
             raise ValueError(
                 f"output_noise='marginalized' needs loss='mse' (the closed form is that of the "

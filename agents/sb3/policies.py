@@ -19,6 +19,8 @@ from torch import nn
 
 import ivi_rl
 
+from .common import check_choice
+
 __all__ = ["IVIDQNPolicy", "PosteriorQNetwork"]
 
 _ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.GELU: "gelu", nn.SiLU: "silu", nn.ELU: "elu"}
@@ -118,12 +120,8 @@ class PosteriorQNetwork(QNetwork):
         }
         if not isinstance(bias, bool):
             raise ValueError(f"bias={bias!r} is not accepted; accepted: True, False")
-        if not isinstance(frozen, str) or frozen not in FROZEN:
-            raise ValueError(f"frozen={frozen!r} is not accepted; accepted: {', '.join(FROZEN)}")
-        if not isinstance(prior_mean, str) or prior_mean not in PRIOR_MEANS:
-            raise ValueError(
-                f"prior_mean={prior_mean!r} is not accepted; accepted: {', '.join(PRIOR_MEANS)}"
-            )
+        check_choice("frozen", frozen, FROZEN)
+        check_choice("prior_mean", prior_mean, PRIOR_MEANS)
         self.input_scale = _input_scale(input_scale, features_dim)
         self.q_net = ivi_rl.make_mlp(
             features_dim,
@@ -240,9 +238,9 @@ class IVIDQNPolicy(DQNPolicy):
     the parametrization's init: one random mean function that every draw shares) or 'zero'
     (the prior is N(0, covariance)). With a shared random mean, at many states never
     trained on almost all draws prefer the same action; with zero means each action wins
-    half of them, and
-    the spread of a draw's TD target (its max over actions) keeps the posterior mean
-    optimistic towards states not yet visited (experiments/RESULTS.md, "A zero-mean prior").
+    half of them, and the spread of a draw's TD target (its max over actions) keeps the
+    posterior mean optimistic towards states not yet visited (experiments/RESULTS.md, "A
+    zero-mean prior").
     The optimizer (SGD or Adam) gets the parametrization's per-group learning rates.
     """
 
