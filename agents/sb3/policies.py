@@ -138,10 +138,15 @@ class PosteriorQNetwork(QNetwork):
             # the prior becomes N(0, covariance): no random mean function shared by every
             # draw, so at a state never trained on each action is preferred by half the draws.
             # Deterministic layers keep their random means (zero ones would be dead ReLUs).
+            stochastic_layers = [layer for layer in self.q_net.layers if layer.is_stochastic]
+            if not stochastic_layers:
+                raise ValueError(
+                    f"prior_mean='zero' needs stochastic layers, but stochastic={stochastic!r} "
+                    "builds none; use prior_mean='random' for a deterministic network"
+                )
             with torch.no_grad():
-                for layer in self.q_net.layers:
-                    if layer.is_stochastic:
-                        layer.weight.zero_()
+                for layer in stochastic_layers:
+                    layer.weight.zero_()
         # frozen layers keep their prior draw (mean and covariance): the expected loss can then
         # not shrink the shared path through which every state's uncertainty reaches Q
         first = _first_frozen_layer(frozen, len(self.q_net.layers), self.net_arch)

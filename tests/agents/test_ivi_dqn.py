@@ -292,6 +292,12 @@ def test_zero_prior_mean_starts_the_stochastic_layers_means_at_zero(tmp_path):
     assert IVIDQN.load(tmp_path / "model").policy.q_net.posterior_kwargs["prior_mean"] == "zero"
 
 
+def test_zero_prior_mean_without_stochastic_layers_is_named():
+    kwargs = dict(net_arch=[8], stochastic="none", cov=None, prior_mean="zero")
+    with pytest.raises(ValueError, match=r"prior_mean='zero' needs stochastic layers.*'none'"):
+        IVIDQN("MlpPolicy", deep_sea(5), policy_kwargs=kwargs)
+
+
 def test_zero_prior_mean_centres_the_draws_preference_at_every_state():
     """The share of 400 prior draws that prefer action 0, per Deep Sea N = 8 state, for Q
     linear in the one-hot cell. Zero means: 0.5 at every state in expectation; the binomial
