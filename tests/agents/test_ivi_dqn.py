@@ -351,10 +351,6 @@ def _deep_sea_solve_episode(
         return None if int(result["solved"]) < 0 else int(result["solved"])
 
 
-def _deep_sea_8_solve_episode(agent: str, seed: int, tmp_path, episodes: int = 400):
-    return _deep_sea_solve_episode(agent, seed, tmp_path, episodes)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_deep_sea_20_the_sweeps_ivi_dqn_solves_it_and_epsilon_greedy_dqn_does_not(seed, tmp_path):
@@ -383,8 +379,8 @@ def test_deep_sea_8_ivi_dqn_solves_it_and_epsilon_greedy_dqn_does_not(seed, tmp_
     episodes in 500). The runner is deterministic on CPU; since the ablation IVIDQN's optimizer
     became fused Adam, which rounds differently, and its seeds 0 and 1 now solve at episodes
     294 and 105 (ablation: 239 and 105), still inside the bound (DQN's runs are unchanged)."""
-    assert _deep_sea_8_solve_episode("ivi_dqn", seed, tmp_path / "ivi") <= 400
-    assert _deep_sea_8_solve_episode("dqn", seed, tmp_path / "dqn") is None
+    assert _deep_sea_solve_episode("ivi_dqn", seed, tmp_path / "ivi") <= 400
+    assert _deep_sea_solve_episode("dqn", seed, tmp_path / "dqn") is None
 
 
 @pytest.mark.slow
