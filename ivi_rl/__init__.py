@@ -6,6 +6,14 @@ update parametrization. See Wenger, Coker, Marusic, Cunningham, "Variational Dee
 Implicit Regularization" (arXiv 2505.20235).
 """
 
+from .anchor import (
+    NoiseWeights,
+    PriorAnchor,
+    anchor_proximal_,
+    noise_weights,
+    perturbation_codes,
+    prior_variances,
+)
 from .checks import resolve_device
 from .covariances import Covariance, DiagonalCovariance, FullCovariance, LowRankCovariance
 from .draws import Noise, PosteriorDraw
@@ -41,16 +49,19 @@ __all__ = [
     "LowRankCovariance",
     "MaximalUpdate",
     "Noise",
+    "NoiseWeights",
     "OptimizerKind",
     "ParamKind",
     "Parametrization",
     "ParametrizationName",
     "PosteriorDraw",
     "Predictive",
+    "PriorAnchor",
     "Standard",
     "StochasticLayers",
     "VariationalLinear",
     "VariationalMLP",
+    "anchor_proximal_",
     "expected_loss",
     "get_parametrization",
     "kl_divergence",
@@ -60,8 +71,11 @@ __all__ = [
     "make_mlp",
     "make_optimizer",
     "negative_elbo",
+    "noise_weights",
     "param_groups",
     "per_datum_loss",
+    "perturbation_codes",
+    "prior_variances",
     "resolve_device",
     "set_base_lr",
     "wasserstein2",

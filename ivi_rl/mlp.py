@@ -103,6 +103,11 @@ class VariationalMLP(nn.Module):
     def is_stochastic(self) -> bool:
         return any(layer.is_stochastic for layer in self.layers)
 
+    @property
+    def noise_dim(self) -> int:
+        """Total length R of one draw's noise, all stochastic layers together."""
+        return sum(self._noise_dims)
+
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Draw a fresh prior (= initialisation) for every layer."""
         for layer in self.layers:
