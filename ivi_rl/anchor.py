@@ -45,6 +45,7 @@ __all__ = [
     "noise_weights",
     "perturbation_codes",
     "prior_variances",
+    "sgd_step_size",
 ]
 
 
@@ -119,6 +120,12 @@ def prior_variances(model: nn.Module) -> dict[str, float]:
     return out
 
 
+def sgd_step_size(group: dict) -> float:
+    """The step size of an SGD parameter group in a steady state, lr / (1 - momentum): the
+    proximal step's rate, so its fixed point does not depend on the momentum."""
+    return group["lr"] / (1.0 - group.get("momentum", 0.0))
+
+
 def anchor_proximal_(param: Tensor, prior: Tensor, step: Tensor | float) -> None:
     """In place: ``param = argmin_p |p - param|^2 / 2 + step |p - prior|^2 / 2``, i.e.
     (param + step * prior) / (1 + step). ``step`` (>= 0) broadcasts against ``param``."""
@@ -180,7 +187,7 @@ class PriorAnchor:
         if strength == 0:
             return
         for group in optimizer.param_groups:
-            rate = group["lr"] / (1.0 - group.get("momentum", 0.0))
+            rate = sgd_step_size(group)
             for p in group["params"]:
                 name = self._names.get(id(p))
                 if name is None:

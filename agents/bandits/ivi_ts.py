@@ -21,9 +21,13 @@ import ivi_rl
 
 from .base import BanditAgent, NeuralSettings
 from .models import VmappedVariational
+from .noise import NeighbourNoise
 from .streams import BlockedNormal, TrialStreams
 
 __all__ = ["IVITS", "IVITSSettings"]
+
+_NEIGHBOUR_WINDOW = 4096
+"""Earlier steps searched for a datum's nearest neighbour (bounds the per-step cost)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +54,28 @@ class IVITSSettings(NeuralSettings):
     input layer's SGD step (x fan_out) diverge."""
     num_samples: int = 1
     """Weight samples per training step (M; the paper uses 1)."""
+    noise: Literal["none", "fixed", "estimated"] = "none"
+    """Reward-noise model of noise-aware IVI (``ivi_rl.anchor``). 'none': plain IVI (the
+    mean interpolates the rewards, draws are certain on the data). 'fixed': every arm's noise
+    std is ``noise_std``. 'estimated': per arm, half the mean squared reward difference to
+    the nearest earlier context of the same arm (``NeighbourNoise``), floored at
+    ``noise_floor``. Both in standardised reward units when rewards are standardised."""
+    noise_std: float = 1.0
+    """The noise std of every arm under noise='fixed'."""
+    noise_floor: float = 0.1
+    """Smallest noise std under noise='estimated' (a deterministic arm would otherwise take
+    all the weight of the loss)."""
+    anchor: bool = True
+    """Pull every parameter towards the trial's prior draw at strength sigma_bar^2 / t
+    (the Bayesian posterior mean instead of an interpolant); no effect under noise='none'."""
+    prior_scale: float = 10.0
+    """The anchor's prior std as a multiple of the muP init std. Departure from the exact
+    linear-Gaussian objective: muP's prior keeps the context-dependent part of the prior
+    predictive small (about 0.6 / sqrt(width)), far narrower than standardised rewards, and
+    anchoring to it at scale 1 keeps the network at its prior (RESULTS, noise-aware IVI)."""
+    perturb: bool = False
+    """Shift each datum's target by sigma_a c_n^T z under draw z (fixed codes per datum):
+    draws as wide as the noise on the data."""
 
 
 def _expected_mse(model, pred: Tensor, y: Tensor, mask: Tensor, extra: float) -> Tensor:
@@ -77,6 +103,25 @@ class IVITS(BanditAgent):
         kw = {"device": self.device, "dtype": self.dtype}
         self.x_mean = torch.zeros(self.num_trials, 1, context_dim, **kw)
         self.x_std = torch.ones(self.num_trials, 1, context_dim, **kw)
+        if s.noise_std < 0 or s.noise_floor <= 0 or s.prior_scale <= 0:
+            raise ValueError(
+                f"agent 'ivi_ts': noise_std={s.noise_std!r} must be >= 0, "
+                f"noise_floor={s.noise_floor!r} > 0 and prior_scale={s.prior_scale!r} > 0"
+            )
+        self.noise_model = (
+            NeighbourNoise(self.num_trials, num_actions, _NEIGHBOUR_WINDOW, self.device)
+            if s.noise == "estimated"
+            else None
+        )
+        self.codes = None
+        if s.perturb and s.num_samples != 1:
+            raise ValueError(
+                f"agent 'ivi_ts': perturb=true needs num_samples=1, got {s.num_samples}"
+            )
+        if s.perturb and s.noise != "none":
+            streams = TrialStreams(self.seeds, "codes", self.device)
+            self.codes = streams.normal(horizon, self.net.noise_dim, dtype=self.dtype)
+            self.codes /= self.net.noise_dim**0.5
 
     def _inputs(self, contexts: Tensor) -> Tensor:
         """Contexts [S, B, d] in the network's input scale."""
@@ -92,6 +137,31 @@ class IVITS(BanditAgent):
             values = self.net.predict(self._inputs(contexts[:, None, :]), self.decision_noise())
         return values[:, 0].argmax(-1)
 
+    def _observe(self, contexts, actions, rewards) -> None:
+        if self.noise_model is not None:
+            t = self.t - 1  # the buffer holds this step already
+            self.noise_model.add(
+                self._inputs(contexts[:, None])[:, 0],
+                actions,
+                rewards,
+                self._inputs(self.buffer.contexts[:, :t]),
+                self.buffer.actions[:, :t],
+                self.buffer.rewards[:, :t],
+            )
+
+    def arm_noise_std(self) -> Tensor:
+        """[S, k] the noise std of every arm that training uses now (in target units)."""
+        s = self.settings
+        shape = (self.num_trials, self.num_actions)
+        if s.noise == "none":
+            return torch.zeros(shape, device=self.device, dtype=self.dtype)
+        if s.noise == "fixed":
+            return torch.full(shape, s.noise_std, device=self.device, dtype=self.dtype)
+        var = self.noise_model.variance().to(self.dtype)
+        if s.reward_scaling == "standardize":
+            var = var / self._reward_scale().pow(2)
+        return var.sqrt().clamp_min(s.noise_floor)
+
     def _fit_input_scale(self) -> None:
         seen = self.buffer.contexts[:, : self.t]
         self.x_mean = seen.mean(1, keepdim=True)
@@ -104,9 +174,13 @@ class IVITS(BanditAgent):
     def _targets(self, rewards: Tensor) -> Tensor:
         if self.settings.reward_scaling == "none":
             return rewards
-        seen = self.buffer.rewards[:, : self.t]
-        mean, std = seen.mean(1, keepdim=True), seen.std(1, keepdim=True)
-        return (rewards - mean) / torch.where(std > 0, std, torch.ones_like(std))
+        mean = self.buffer.rewards[:, : self.t].mean(1, keepdim=True)
+        return (rewards - mean) / self._reward_scale()
+
+    def _reward_scale(self) -> Tensor:
+        """[S, 1] the std of all rewards so far (1 where they are constant)."""
+        std = self.buffer.rewards[:, : self.t].std(1, keepdim=True)
+        return torch.where(std > 0, std, torch.ones_like(std))
 
     def _train(self) -> Tensor:
         s = self.settings
@@ -126,17 +200,30 @@ class IVITS(BanditAgent):
             steps, *sample_shape, self.net.noise_dim, dtype=self.dtype
         )
         targets = self._targets(self.buffer.rewards[:, : self.t])
+        noise_std = self.arm_noise_std().gather(1, self.buffer.actions[:, : self.t])
+        weights, scale = ivi_rl.noise_weights(noise_std)
+        anchored = s.anchor and s.noise != "none"
+        strength = scale / (s.prior_scale**2 * self.t) if anchored else None
         total = torch.zeros(self.num_trials, device=self.device)
         for step in range(steps):
-            ctx, actions, _ = self.buffer.gather(indices[:, step])
-            y = torch.gather(targets, 1, indices[:, step])[..., None].expand(
-                -1, -1, self.num_actions
-            )
+            idx = indices[:, step]
+            ctx, actions, _ = self.buffer.gather(idx)
+            y = torch.gather(targets, 1, idx)
+            if self.codes is not None:
+                codes = torch.gather(
+                    self.codes, 1, idx[..., None].expand(-1, -1, self.codes.shape[-1])
+                )
+                shift = (codes @ noise[:, step, :, None].to(self.dtype))[..., 0]
+                y = y + torch.gather(noise_std, 1, idx) * shift
+            y = y[..., None].expand(-1, -1, self.num_actions)
             mask = torch.nn.functional.one_hot(actions, self.num_actions).to(self.dtype)
+            mask = mask * torch.gather(weights, 1, idx)[..., None]
             loss = self.net.loss(self._inputs(ctx), noise[:, step], y, mask)
             self.opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             self.opt.step()
+            if strength is not None:
+                self.net.anchor_step(self.opt, strength)
             total += loss.detach()
         return total / steps
 

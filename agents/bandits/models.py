@@ -139,6 +139,7 @@ class VmappedVariational:
         self.template = copy.deepcopy(wrappers[0]).to("meta")
         self.first = wrappers[0].model  # for parameter groups and noise sizes
         self.noise_dim = sum(self.first._noise_dims)
+        self.prior_variances = ivi_rl.prior_variances(self.first)
         call = lambda p, *args: functional_call(self.template, p, args)  # noqa: E731
         self._predict = vmap(call, in_dims=(0, 0, 0))
         self._loss = vmap(call, in_dims=(0, 0, 0, 0, 0, None))
@@ -160,6 +161,17 @@ class VmappedVariational:
         if kind == "sgd":
             return torch.optim.SGD(groups, lr=lr, **kwargs)
         return torch.optim.Adam(groups, lr=lr, **kwargs)
+
+    def anchor_step(self, optimizer: torch.optim.Optimizer, strength: Tensor) -> None:
+        """After ``optimizer.step()``: each trial's exact proximal step towards its prior
+        draw at ``strength`` [S] (``ivi_rl.PriorAnchor.proximal_step``, per trial)."""
+        for group in optimizer.param_groups:
+            rate = ivi_rl.anchor.sgd_step_size(group)
+            for name in group["names"]:
+                key = f"model.{name}"
+                p = self.params[key]
+                step = 2.0 * rate / self.prior_variances[name] * strength
+                ivi_rl.anchor_proximal_(p, self.prior[key], step.view(-1, *[1] * (p.dim() - 1)))
 
     def reset_to_prior(self) -> None:
         with torch.no_grad():
