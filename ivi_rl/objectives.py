@@ -80,12 +80,17 @@ def expected_loss(
 
     With neither (or ``target_std=0``) this is plain IVI, bit for bit.
     """
+    perturbed = perturbation is not None and _is_nonzero(target_std)
     if noise is None:
         check_positive_int(num_samples, "num_samples")
         shape = () if num_samples == 1 else (num_samples,)
-        noise = model.sample_noise(shape, generator)
-    pred = model(x, noise)
-    if perturbation is not None and _is_nonzero(target_std):
+        if perturbed:  # the draw's noise enters the targets: hold it
+            noise = model.sample_noise(shape, generator)
+    if noise is None:
+        pred = model(x, sample_shape=shape, generator=generator)
+    else:
+        pred = model(x, noise)
+    if perturbed:
         if parse_enum(Loss, loss, "loss") is Loss.CROSS_ENTROPY:
             raise ValueError(
                 "perturbation= shifts real-valued targets; use loss='mse' or 'gaussian'"
@@ -93,10 +98,10 @@ def expected_loss(
         y = y + _target_shift(model, noise, perturbation, target_std, y)
     per_datum = per_datum_loss(pred, y, loss, mask=mask, noise_std=noise_std)
     if weights is not None:
-        if weights.shape != per_datum.shape[per_datum.dim() - weights.dim() :]:
+        if weights.shape != x.shape[:-1]:
             raise ValueError(
                 f"weights has shape {tuple(weights.shape)}; expected one weight per data "
-                f"point, [*batch] = {tuple(per_datum.shape[len(noise.sample_shape) :])}"
+                f"point, [*batch] = {tuple(x.shape[:-1])}"
             )
         per_datum = per_datum * weights
     return per_datum.mean()
@@ -123,10 +128,14 @@ def _target_shift(
 
 
 def kl_divergence(model: VariationalMLP, prior_std: float | None = None) -> Tensor:
-    """KL(q || p) summed over the stochastic layers, with p = N(0, prior_std^2 I).
+    """KL(q || p) summed over the stochastic layers, with p = N(0, prior_std^2 I): the
+    Bayes-by-Backprop baselines' prior, not IVI's.
 
-    ``prior_std=None`` uses each mean entry's init std from the parametrization (the prior IVI
-    starts from, centred at 0). Deterministic layers are point estimates and add nothing.
+    ``prior_std=None`` uses each mean entry's init std from the parametrization: the same
+    marginal scale as IVI's prior, but centred at 0. IVI's prior is the initialisation
+    itself, N(mu0, S0 S0^T) with a random mean mu0 and E[S0 S0^T] = init std^2 I (a low-rank
+    factor makes it rank-deficient); it never enters IVI's loss. Deterministic layers are
+    point estimates and add nothing.
     Needs 'diagonal' or 'full' covariances; a rank-deficient 'lowrank' KL is infinite.
     """
     total = None

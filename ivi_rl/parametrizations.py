@@ -37,9 +37,12 @@ class Parametrization(ABC):
     """Maps (layer kind, parameter kind, fans) to an init std and an LR multiplier.
 
     ``bias_std`` is the init (= prior) std of every bias, 1 in the table. Under IVI a bias with
-    prior std 0 starts at 0 with no covariance: a point mass whose mean still learns. That
-    removes the state-independent part of the prior predictive (output biases dominate it
-    under muP), which matters when draws must differ *between states* (deep exploration).
+    prior std 0 starts as a point mass at 0: mean 0 and zero covariance entries. Only the
+    prior is a point mass: training moves the mean, and the covariance entries receive
+    gradients like any other parameter and grow from 0 (single-sample SGD puts noise into
+    them). A zero-std bias removes the state-independent part of the prior predictive
+    (output biases dominate it under muP), which matters when draws must differ *between
+    states* (deep exploration).
     """
 
     name: ParametrizationName

@@ -13,6 +13,7 @@ from .ivi_ts import IVITS
 from .lin_full_post import LinFullPost
 from .neural_greedy import NeuralGreedy
 from .neural_linear import NeuralLinear
+from .neural_ts import NeuralTS
 from .uniform import Uniform
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "NeuralGreedy",
     "NeuralLinear",
     "NeuralSettings",
+    "NeuralTS",
     "Settings",
     "Uniform",
     "make_agent",
@@ -33,7 +35,17 @@ __all__ = [
 
 AGENTS: dict[str, type[BanditAgent]] = {
     cls.name: cls
-    for cls in (Uniform, LinFullPost, NeuralGreedy, NeuralLinear, BBB, DropoutTS, BootRMS, IVITS)
+    for cls in (
+        Uniform,
+        LinFullPost,
+        NeuralGreedy,
+        NeuralLinear,
+        NeuralTS,
+        BBB,
+        DropoutTS,
+        BootRMS,
+        IVITS,
+    )
 }
 
 

@@ -145,6 +145,13 @@ class BanditAgent(ABC):
         if every is not None and self.t % every == 0:
             self.last_loss = self._train()
 
+    def reward_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """[S, 1] mean and std of every trial's rewards so far (std 1 where constant): the
+        affine map agents use to standardise their training targets."""
+        seen = self.buffer.rewards[:, : self.t]
+        std = seen.std(1, keepdim=True) if self.t > 1 else torch.ones_like(seen[:, :1])
+        return seen.mean(1, keepdim=True), torch.where(std > 0, std, torch.ones_like(std))
+
     def posterior_values(
         self, contexts: torch.Tensor, num_samples: int, streams: TrialStreams
     ) -> torch.Tensor | None:

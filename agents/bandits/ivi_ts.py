@@ -159,7 +159,7 @@ class IVITS(BanditAgent):
             return torch.full(shape, s.noise_std, device=self.device, dtype=self.dtype)
         var = self.noise_model.variance().to(self.dtype)
         if s.reward_scaling == "standardize":
-            var = var / self._reward_scale().pow(2)
+            var = var / self.reward_moments()[1].pow(2)
         return var.sqrt().clamp_min(s.noise_floor)
 
     def _fit_input_scale(self) -> None:
@@ -174,13 +174,8 @@ class IVITS(BanditAgent):
     def _targets(self, rewards: Tensor) -> Tensor:
         if self.settings.reward_scaling == "none":
             return rewards
-        mean = self.buffer.rewards[:, : self.t].mean(1, keepdim=True)
-        return (rewards - mean) / self._reward_scale()
-
-    def _reward_scale(self) -> Tensor:
-        """[S, 1] the std of all rewards so far (1 where they are constant)."""
-        std = self.buffer.rewards[:, : self.t].std(1, keepdim=True)
-        return torch.where(std > 0, std, torch.ones_like(std))
+        mean, std = self.reward_moments()
+        return (rewards - mean) / std
 
     def _train(self) -> Tensor:
         s = self.settings

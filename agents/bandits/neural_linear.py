@@ -10,7 +10,7 @@ import dataclasses
 import torch
 
 from .linear_posterior import LinearPosterior
-from .rms import RMSNetworkAgent, RMSSettings
+from .rms import RMSNetworkAgent, RMSSettings, training_targets
 
 __all__ = ["NeuralLinear", "NeuralLinearSettings"]
 
@@ -46,7 +46,8 @@ class NeuralLinear(RMSNetworkAgent):
             return self.net.features(contexts)
 
     def _observe(self, contexts, actions, rewards) -> None:
-        self.posterior.update(self._features(contexts[:, None, :])[:, 0], actions, rewards)
+        targets = training_targets(self, rewards)
+        self.posterior.update(self._features(contexts[:, None, :])[:, 0], actions, targets)
 
     def posterior_values(self, contexts, num_samples, streams) -> torch.Tensor:
         z = self._features(contexts[:, None, :])[:, 0]
@@ -59,6 +60,8 @@ class NeuralLinear(RMSNetworkAgent):
         mean_loss = super()._train()
         n, buf = self.t, self.buffer  # new features: rebuild the last-layer posterior on all data
         self.posterior.rebuild(
-            self._features(buf.contexts[:, :n]), buf.actions[:, :n], buf.rewards[:, :n]
+            self._features(buf.contexts[:, :n]),
+            buf.actions[:, :n],
+            training_targets(self, buf.rewards[:, :n]),
         )
         return mean_loss
