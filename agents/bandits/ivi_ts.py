@@ -132,6 +132,13 @@ class IVITS(BanditAgent):
         with torch.no_grad():
             return self.net.predict(self._inputs(contexts[:, None, :]), z)[:, :, 0].transpose(0, 1)
 
+    def mean_values(self, contexts: Tensor) -> Tensor:
+        """[S, k] arm values of the posterior-mean network (every weight at its mean: the
+        draw z = 0) at contexts [S, d]."""
+        z = torch.zeros(self.num_trials, self.net.noise_dim, device=self.device, dtype=self.dtype)
+        with torch.no_grad():
+            return self.net.predict(self._inputs(contexts[:, None, :]), z)[:, 0]
+
     def _act(self, contexts: Tensor) -> Tensor:
         with torch.no_grad():
             values = self.net.predict(self._inputs(contexts[:, None, :]), self.decision_noise())

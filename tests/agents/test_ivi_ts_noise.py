@@ -97,3 +97,30 @@ def test_neighbour_noise_estimates_each_arms_noise_variance():
     var = est.variance()[0]
     assert abs(var[0] - 0.25) < 0.1
     assert var[1] < 0.01
+
+
+def test_mean_values_are_the_network_at_its_mean_weights():
+    """A single stochastic layer (no hidden layer): the posterior-mean network is the linear
+    map with the mean weights of each trial, in the agent's input scale."""
+    agent = make_agent(
+        "ivi_ts",
+        3,
+        4,
+        [0, 1],
+        40,
+        dtype=torch.float64,
+        hidden=[],
+        stochastic="last",
+        train_every=10,
+        train_steps=5,
+        batch_size=8,
+    )
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        x = torch.randn(2, 4, generator=gen, dtype=torch.float64)
+        agent.observe(x, agent.act(x), torch.randn(2, generator=gen, dtype=torch.float64))
+    x = torch.randn(2, 4, generator=gen, dtype=torch.float64)
+    w, b = agent.net.params["model.layers.0.weight"], agent.net.params["model.layers.0.bias"]
+    inputs = agent._inputs(x[:, None, :])[:, 0]
+    expected = torch.einsum("sd,skd->sk", inputs, w.detach()) + b.detach()
+    torch.testing.assert_close(agent.mean_values(x), expected, rtol=1e-12, atol=1e-12)
