@@ -4,11 +4,10 @@ with a message naming the key, the value and what is accepted."""
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
-
-import tomllib
 
 __all__ = [
     "AgentSpec",

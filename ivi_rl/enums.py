@@ -1,10 +1,10 @@
-"""String options of the public API, as ``str`` enums (so ``"lowrank"`` and
+"""String options of the public API, as ``StrEnum`` members (so ``"lowrank"`` and
 ``CovarianceFamily.LOWRANK`` are interchangeable), plus one parser that turns a bad
 value into an error naming the argument, the value and what is accepted."""
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import TypeVar
 
 __all__ = [
@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 
-class CovarianceFamily(str, Enum):
+class CovarianceFamily(StrEnum):
     """Gaussian family of one layer's weights and bias, w = mu + S z."""
 
     DIAGONAL = "diagonal"
@@ -31,7 +31,7 @@ class CovarianceFamily(str, Enum):
     """Dense square factor S of shape [P, P] (full covariance; only for small layers)."""
 
 
-class LayerKind(str, Enum):
+class LayerKind(StrEnum):
     """Role of a layer in the maximal-update parametrization (muP)."""
 
     INPUT = "input"
@@ -42,26 +42,26 @@ class LayerKind(str, Enum):
     """Width-sized fan-in, finite fan-out."""
 
 
-class ParamKind(str, Enum):
+class ParamKind(StrEnum):
     WEIGHT = "weight"
     BIAS = "bias"
 
 
-class OptimizerKind(str, Enum):
+class OptimizerKind(StrEnum):
     """Optimizer family the learning-rate multipliers are derived for."""
 
     SGD = "sgd"
     ADAM = "adam"
 
 
-class ParametrizationName(str, Enum):
+class ParametrizationName(StrEnum):
     MUP = "mup"
     """Maximal-update parametrization (Yang et al., Tensor Programs V, Table 3)."""
     SP = "sp"
     """Standard parametrization: 1/sqrt(fan_in) weights, unit biases, no LR scaling."""
 
 
-class StochasticLayers(str, Enum):
+class StochasticLayers(StrEnum):
     """Which layers of an MLP carry a covariance."""
 
     INPUT_OUTPUT = "input_output"
@@ -74,7 +74,7 @@ class StochasticLayers(str, Enum):
     """A deterministic network (every layer behaves as torch.nn.Linear)."""
 
 
-class Activation(str, Enum):
+class Activation(StrEnum):
     RELU = "relu"
     TANH = "tanh"
     GELU = "gelu"
@@ -83,7 +83,7 @@ class Activation(str, Enum):
     IDENTITY = "identity"
 
 
-class Loss(str, Enum):
+class Loss(StrEnum):
     MSE = "mse"
     """Squared error summed over (masked) outputs, averaged over data and weight samples."""
     GAUSSIAN = "gaussian"
@@ -92,7 +92,7 @@ class Loss(str, Enum):
     """Categorical negative log-likelihood of logits."""
 
 
-E = TypeVar("E", bound=Enum)
+E = TypeVar("E", bound=StrEnum)
 
 
 def parse_enum(enum_cls: type[E], value: object, argument: str) -> E:
