@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .problems import BanditProblem, _check_arms
-from .trial import Trial
+from .trial import Trial, check_finite
 
 __all__ = [
     "ArraysProblem",
@@ -59,6 +59,7 @@ def _check_table(x: np.ndarray, y: np.ndarray) -> None:
         raise ValueError(f"X {x.shape} and y {y.shape} must be [N, d] and [N]")
     if x.shape[0] == 0:
         raise ValueError("X has no rows")
+    check_finite(x, "x")
     if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
         raise ValueError(f"y must hold class indices 0..k-1 (integers); got dtype {y.dtype}")
 
@@ -192,6 +193,10 @@ class ArraysProblem(BanditProblem):
             raise ValueError(f"expected_rewards {expected_rewards.shape} must be {rewards.shape}")
         if shuffle_columns and expected_rewards is not None:
             raise ValueError("shuffle_columns needs deterministic rewards (no expected_rewards)")
+        check_finite(contexts, "contexts")
+        check_finite(rewards, "rewards")
+        if expected_rewards is not None:
+            check_finite(expected_rewards, "expected_rewards")
         self.contexts, self.rewards, self.expected = contexts, rewards, expected_rewards
         self.name, self.shuffle_columns = name, shuffle_columns
         self.num_actions = _check_arms(rewards.shape[1])
@@ -224,6 +229,7 @@ class FinancialProblem(BanditProblem):
     def __init__(self, contexts: np.ndarray, num_actions: int = 8) -> None:
         if contexts.ndim != 2 or contexts.shape[0] == 0:
             raise ValueError(f"contexts {contexts.shape} must be [N, d] with N > 0")
+        check_finite(contexts, "contexts")
         self.contexts = contexts.astype(np.float64)
         self.num_actions = _check_arms(num_actions)
         self.context_dim = contexts.shape[1]

@@ -6,7 +6,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Trial"]
+__all__ = ["Trial", "check_finite"]
+
+
+def check_finite(array: np.ndarray, name: str) -> np.ndarray:
+    """``array`` if every entry is a finite number; else one error naming the argument, how
+    many entries are not finite and where the first one is."""
+    array = np.asarray(array)
+    if not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{name} has dtype {array.dtype}; accepted: a numeric array")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name} holds {int(bad.sum())} non-finite values (NaN or inf; the first at index "
+            f"{first}: {array[first]}); accepted: finite numbers only"
+        )
+    return array
 
 
 @dataclass(frozen=True)
@@ -35,6 +51,8 @@ class Trial:
             raise ValueError(
                 f"expected_rewards {self.expected_rewards.shape} must match rewards {(n, k)}"
             )
+        for name in ("contexts", "rewards", "expected_rewards"):
+            check_finite(getattr(self, name), f"the trial's {name}")
 
     @property
     def horizon(self) -> int:

@@ -264,11 +264,16 @@ def run_tasks(
     init = (os.getpid(), queue)
     with ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=init) as pool:
         futures = {pool.submit(_worker, run, task) for task in tasks}
-        while futures:
-            finished, futures = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
-            _drain(queue, progress)
-            for future in finished:
-                future.result()  # re-raise a worker's error here
+        try:
+            while futures:
+                finished, futures = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
+                _drain(queue, progress)
+                for future in finished:
+                    future.result()  # re-raise a worker's error here
+        except BaseException:
+            for future in futures:  # a failed task stops the run: start nothing new
+                future.cancel()
+            raise
     _drain(queue, progress)
 
 

@@ -18,7 +18,8 @@ from experiments import ivi_regression
 
 
 def _reporting_config_errors(prog: str, run) -> int:
-    """Run; a config that cannot run is one line on stderr and exit status 2."""
+    """Run; a config that cannot run is one line on stderr and exit status 2, a run whose
+    numbers stopped being finite one line and exit status 1."""
     from experiments.configs import ConfigError
 
     try:
@@ -26,6 +27,9 @@ def _reporting_config_errors(prog: str, run) -> int:
     except ConfigError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
+    except FloatingPointError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

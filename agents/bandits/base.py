@@ -10,6 +10,7 @@ types fail at construction, naming the setting, the value and what is accepted.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -75,8 +76,10 @@ def _check_type(agent: str, key: str, value: Any, hint: Any) -> None:
         )
         accepted = "a list of positive ints"
     elif hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        accepted = "a number"
+        ok = (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
+        accepted = "a finite number"
     elif hint is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
         accepted = "an int"
@@ -138,12 +141,33 @@ class BanditAgent(ABC):
         return self._act(contexts)
 
     def observe(self, contexts: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor) -> None:
-        """Record one step of every trial; retrain when the schedule says so."""
+        """Record one step of every trial; retrain when the schedule says so.
+
+        Non-finite contexts or rewards, and a retrain whose loss is not finite, raise
+        ``FloatingPointError`` naming the agent, the trials and the step: nothing non-finite
+        reaches training or a summary silently."""
+        for name, value in (("contexts", contexts), ("rewards", rewards)):
+            bad = ~torch.isfinite(value).reshape(self.num_trials, -1).all(1)
+            if bad.any():
+                self._fail(f"observed {name} are not finite", bad, self.t + 1)
         self.buffer.add(contexts, actions, rewards)
         self._observe(contexts, actions, rewards)
         every = getattr(self.settings, "train_every", None)
         if every is not None and self.t % every == 0:
             self.last_loss = self._train()
+            if self.last_loss is not None and not torch.isfinite(self.last_loss).all():
+                self._fail(
+                    "the training loss is not finite (lower the learning rate 'lr', or check "
+                    "the data's scale)",
+                    ~torch.isfinite(self.last_loss),
+                    self.t,
+                )
+
+    def _fail(self, what: str, trials: torch.Tensor, step: int) -> None:
+        seeds = [s for s, b in zip(self.seeds, trials.tolist(), strict=True) if b]
+        raise FloatingPointError(
+            f"agent {self.name!r}: {what} at step {step}, trial seed(s) {seeds}"
+        )
 
     def reward_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         """[S, 1] mean and std of every trial's rewards so far (std 1 where constant): the

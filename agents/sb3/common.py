@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from gymnasium import spaces
 
 __all__ = ["EpisodicSampling", "NoEpsilon", "check_choice", "check_spaces"]
+
+
+def finite_loss(algorithm, loss: torch.Tensor) -> float:
+    """The loss as a float, or ``FloatingPointError`` naming the algorithm and the step when
+    it is not finite (training then stops instead of writing on with NaN weights)."""
+    value = loss.item()
+    if not math.isfinite(value):
+        raise FloatingPointError(
+            f"{type(algorithm).__name__}: the training loss is {value} at step "
+            f"{algorithm.num_timesteps} (update {algorithm._n_updates + 1}); lower the "
+            "learning rate or check the rewards' scale"
+        )
+    return value
 
 
 def check_choice(argument: str, value: object, accepted: tuple[str, ...]) -> None:

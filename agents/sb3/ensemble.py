@@ -22,7 +22,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from .common import EpisodicSampling
+from .common import EpisodicSampling, finite_loss
 
 __all__ = ["BootstrappedDQN", "EnsembleQNetwork"]
 
@@ -165,7 +165,7 @@ class BootstrappedDQN(EpisodicSampling, DQN):
                 q, 2, data.actions.long().T[..., None].expand(q.shape[0], -1, 1)
             )[..., 0]
             loss = F.mse_loss(current, target)  # each member regresses on its own target member
-            losses.append(loss.item())
+            losses.append(finite_loss(self, loss))
             self.policy.optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)

@@ -33,7 +33,7 @@ from stable_baselines3.common.policies import BasePolicy
 
 import ivi_rl
 
-from .common import EpisodicSampling, check_choice
+from .common import EpisodicSampling, check_choice, finite_loss
 from .policies import IVIDQNPolicy
 
 __all__ = ["IVIDQN"]
@@ -140,7 +140,7 @@ class IVIDQN(EpisodicSampling, DQN):
             with torch.no_grad():
                 target = self._td_target(replay_data, noise)
             loss = self._td_loss(replay_data, noise, target)
-            losses.append(loss.item())
+            losses.append(finite_loss(self, loss))
             self.policy.optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)

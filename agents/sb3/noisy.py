@@ -18,7 +18,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from .common import NoEpsilon
+from .common import NoEpsilon, finite_loss
 
 __all__ = ["NoisyDQN", "NoisyLinear"]
 
@@ -153,7 +153,7 @@ class NoisyDQN(NoEpsilon, DQN):
                 target = data.rewards + (1 - data.dones) * discounts * next_q
             current = torch.gather(self.policy.q_net(data.observations), 1, data.actions.long())
             loss = F.smooth_l1_loss(current, target)
-            losses.append(loss.item())
+            losses.append(finite_loss(self, loss))
             self.policy.optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)

@@ -124,7 +124,7 @@ def test_lin_full_post_samples_have_the_posterior_moments():
             "ivi_ts",
             {"lr": "fast"},
             TypeError,
-            r"agent 'ivi_ts': lr='fast' is not accepted; expected a number",
+            r"agent 'ivi_ts': lr='fast' is not accepted; expected a finite number",
         ),
         (
             "ivi_ts",

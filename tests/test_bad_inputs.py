@@ -1,0 +1,128 @@
+"""Bad numbers at every door: each case must fail with one error naming the problem, before
+(or instead of) training on it. Cases from a new user's tries; a regression turns red here."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import envs
+from agents import IVIDQN
+from agents.bandits import make_agent
+from envs.tabular import ArraysProblem, FinancialProblem
+from envs.trial import Trial
+from experiments.cli import main as cli
+
+
+def _nan_at(shape, index, value=np.nan):
+    a = np.random.default_rng(0).normal(size=shape)
+    a[index] = value
+    return a
+
+
+PROBLEM_CASES = {
+    "classification x with a NaN": (
+        lambda: envs.make_problem(
+            "classification", x=_nan_at((20, 3), (3, 1)), y=np.arange(20) % 2
+        ),
+        r"x holds 1 non-finite values \(NaN or inf; the first at index \(3, 1\): nan\)",
+    ),
+    "arrays rewards with inf": (
+        lambda: ArraysProblem(np.zeros((5, 2)), _nan_at((5, 3), (2, 0), np.inf)),
+        r"rewards holds 1 non-finite values .*index \(2, 0\): inf",
+    ),
+    "arrays contexts with NaN": (
+        lambda: ArraysProblem(_nan_at((5, 2), (0, 0)), np.zeros((5, 3))),
+        r"contexts holds 1 non-finite values",
+    ),
+    "arrays expected rewards with NaN": (
+        lambda: ArraysProblem(np.zeros((5, 2)), np.zeros((5, 3)), _nan_at((5, 3), (4, 2))),
+        r"expected_rewards holds 1 non-finite values",
+    ),
+    "financial contexts with NaN": (
+        lambda: FinancialProblem(_nan_at((30, 21), (7, 7))),
+        r"contexts holds 1 non-finite values",
+    ),
+    "a trial with a NaN reward": (
+        lambda: Trial(np.zeros((3, 2)), _nan_at((3, 2), (1, 1)), np.zeros((3, 2))),
+        r"the trial's rewards holds 1 non-finite values",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(PROBLEM_CASES))
+def test_non_finite_data_is_refused_where_it_enters(case):
+    build, match = PROBLEM_CASES[case]
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_non_finite_settings_are_refused(value):
+    with pytest.raises(TypeError, match=r"lr=(inf|nan) is not accepted; expected a finite number"):
+        make_agent("ivi_ts", 2, 3, [0], 10, lr=value)
+
+
+@pytest.mark.parametrize("name", ["ivi_ts", "lin_full_post", "neural_linear", "uniform"])
+def test_a_non_finite_observed_reward_stops_the_agent_naming_trial_and_step(name):
+    agent = make_agent(name, 2, 3, [0, 7], 10)
+    x = torch.zeros(2, 3)
+    agent.observe(x, agent.act(x), torch.zeros(2))
+    with pytest.raises(
+        FloatingPointError,
+        match=rf"agent '{name}': observed rewards are not finite at step 2, trial seed\(s\) \[7\]",
+    ):
+        agent.observe(x, agent.act(x), torch.tensor([0.0, float("nan")]))
+
+
+def test_a_diverging_bandit_retrain_stops_with_one_line():
+    """lr 1e6: the first retrain's loss is NaN; the agent raises instead of acting on NaN
+    (it used to go on pulling arm 0 and end with a normal-looking summary)."""
+    agent = make_agent(
+        "ivi_ts",
+        2,
+        3,
+        [0, 5],
+        100,
+        lr=1e6,
+        hidden=[8],
+        train_every=10,
+        train_steps=5,
+        batch_size=8,
+    )
+    gen = torch.Generator().manual_seed(0)
+    with pytest.raises(FloatingPointError, match=r"training loss is not finite .* at step 10"):
+        for _ in range(10):
+            x = torch.randn(2, 3, generator=gen)
+            agent.observe(x, agent.act(x), torch.randn(2, generator=gen))
+
+
+def test_a_diverging_ividqn_stops_with_one_line():
+    model = IVIDQN(
+        "MlpPolicy",
+        gym.make("CartPole-v1"),
+        learning_rate=1e12,
+        learning_starts=10,
+        batch_size=8,
+        train_freq=1,
+        seed=0,
+    )
+    with pytest.raises(FloatingPointError, match=r"IVIDQN: the training loss is (inf|nan) at step"):
+        model.learn(300)
+
+
+def test_cli_reports_a_diverging_run_as_one_line_with_exit_status_1(tmp_path, capsys):
+    config = tmp_path / "diverge.toml"
+    config.write_text(
+        f'out = "{tmp_path / "out"}"\nhorizon = 60\nseeds = 1\nworkers = 1\n'
+        '[[datasets]]\nname = "wheel"\ndelta = 0.5\n'
+        '[[agents]]\nname = "ivi_ts"\nlr = 1e6\nhidden = [8]\ntrain_every = 20\n'
+        "train_steps = 5\nbatch_size = 16\n"
+    )
+    assert cli(["bandit", str(config), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "ivi-rl bandit: error: agent 'ivi_ts': the training loss is not finite" in err[0]
+    assert not (tmp_path / "out" / "summary.md").exists()
