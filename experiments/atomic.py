@@ -3,7 +3,9 @@ resumed run) never sees a half-written result. :func:`read_existing_npz` reads t
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import tempfile
 from collections.abc import Iterable
@@ -11,13 +13,40 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["read_existing_npz", "write_bytes", "write_npz", "write_text"]
+__all__ = [
+    "fingerprint_of",
+    "read_existing_npz",
+    "stored_fingerprint_matches",
+    "write_bytes",
+    "write_npz",
+    "write_text",
+]
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def fingerprint_of(*parts: object) -> str:
+    """A hash of everything that determines a stored result (JSON of ``parts``)."""
+    key = json.dumps(list(parts), sort_keys=True, default=str)
+    return hashlib.sha1(key.encode()).hexdigest()
+
+
+def stored_fingerprint_matches(path: Path, fingerprint: str) -> bool:
+    """Whether the result file ``path`` exists, reads, and was made with ``fingerprint``
+    (an unreadable or half-written file does not match: it is redone)."""
+    try:
+        with np.load(path) as z:
+            return str(z["fingerprint"]) == fingerprint
+    except (OSError, ValueError, KeyError, EOFError):
+        return False
 
 
 def write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it owner-only; results are shared
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

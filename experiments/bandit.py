@@ -8,6 +8,7 @@ from pathlib import Path
 from .bandit_config import BanditConfig, load_config
 from .bandit_report import report
 from .bandit_runner import is_silent, plan, run_with_progress
+from .lock import output_lock
 
 __all__ = ["run_bandit"]
 
@@ -40,11 +41,12 @@ def run_bandit(
             workers=workers,
             vectorize=vectorize,
         )
-    tasks = plan(config)
-    total = sum(len(t.seeds) * t.horizon for t in tasks)
-    silent = is_silent(quiet)
-    run_with_progress(tasks, total, config.workers, "bandit runs", silent)
-    rows = report(config)
+    with output_lock(config.out):
+        tasks = plan(config)
+        total = sum(len(t.seeds) * t.horizon for t in tasks)
+        silent = is_silent(quiet)
+        run_with_progress(tasks, total, config.workers, "bandit runs", silent)
+        rows = report(config)
     if not silent:
         print(
             f"wrote {config.out}/summary.md and {config.out}/regret.png; "

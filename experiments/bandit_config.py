@@ -37,8 +37,10 @@ from .configs import (
     AgentSpec,
     ConfigError,
     check_known_keys,
+    check_label,
     check_unique_labels,
     load_toml_config,
+    out_folder,
     positive,
     seeds,
     tables,
@@ -103,7 +105,7 @@ def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> BanditConfig:
         datasets=datasets,
         agents=agents,
         seeds=seeds(raw.get("seeds", 5)),
-        out=Path(typed(raw, "out", str, "runs/bandit")),
+        out=out_folder(raw, "runs/bandit"),
         horizon=positive(raw.get("horizon"), "horizon"),
         device=typed(raw, "device", str, "cpu"),
         workers=positive(raw.get("workers"), "workers"),
@@ -118,9 +120,7 @@ def _named(i: int, kind: str, table: dict[str, Any]) -> tuple[str, str, dict[str
     name = table.pop("name", None)
     if not isinstance(name, str):
         raise ConfigError(f"{kind}[{i}] needs a string 'name'")
-    label = table.pop("label", name)
-    if not isinstance(label, str) or not label or "/" in label:
-        raise ConfigError(f"{kind}[{i}] label={label!r} must be a non-empty string without '/'")
+    label = check_label(f"{kind}[{i}]", table.pop("label", name))
     return name, label, table
 
 

@@ -15,8 +15,6 @@ Output directory:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import multiprocessing
 import os
 import shutil
@@ -34,7 +32,7 @@ from tqdm.auto import tqdm
 import envs
 from agents.bandits import make_agent
 
-from .atomic import write_npz
+from .atomic import fingerprint_of, stored_fingerprint_matches, write_npz
 from .bandit_config import AgentSpec, BanditConfig, DatasetSpec
 
 __all__ = ["TAGS", "Task", "plan", "run_tasks"]
@@ -73,25 +71,22 @@ def result_path(out: Path, dataset: str, agent: str, seed: int) -> Path:
     return Path(out) / "results" / dataset / agent / f"seed_{seed}.npz"
 
 
-def fingerprint(dataset: DatasetSpec, agent: AgentSpec, horizon: int, seed: int) -> str:
-    """What determines a run's result; a stored result is reused only if this matches."""
-    key = json.dumps(
-        [dataset.name, dataset.settings, agent.name, agent.settings, horizon, seed],
-        sort_keys=True,
-        default=str,
+def fingerprint(
+    dataset: DatasetSpec, agent: AgentSpec, horizon: int, seed: int, log_points: int
+) -> str:
+    """What determines a run's stored result; it is reused only if this matches."""
+    return fingerprint_of(
+        dataset.name, dataset.settings, agent.name, agent.settings, horizon, seed, log_points
     )
-    return hashlib.sha1(key.encode()).hexdigest()
 
 
-def is_finished(out: Path, dataset: DatasetSpec, agent: AgentSpec, horizon: int, seed: int) -> bool:
-    path = result_path(out, dataset.label, agent.label, seed)
-    if not path.exists():
-        return False
-    try:
-        with np.load(path) as z:
-            return str(z["fingerprint"]) == fingerprint(dataset, agent, horizon, seed)
-    except (OSError, ValueError, KeyError):
-        return False  # unreadable: redo it
+def is_finished(
+    out: Path, dataset: DatasetSpec, agent: AgentSpec, horizon: int, seed: int, log_points: int
+) -> bool:
+    return stored_fingerprint_matches(
+        result_path(out, dataset.label, agent.label, seed),
+        fingerprint(dataset, agent, horizon, seed, log_points),
+    )
 
 
 def plan(config: BanditConfig) -> list[Task]:
@@ -101,7 +96,11 @@ def plan(config: BanditConfig) -> list[Task]:
         problem = envs.make_problem(ds.name, data_dir=config.data_dir, **ds.settings)
         horizon = config.horizon_of(ds, problem.default_horizon)
         for ag in config.agents:
-            todo = tuple(s for s in config.seeds if not is_finished(config.out, ds, ag, horizon, s))
+            todo = tuple(
+                s
+                for s in config.seeds
+                if not is_finished(config.out, ds, ag, horizon, s, config.log_points)
+            )
             groups = [todo] if config.vectorize else [(s,) for s in todo]
             for seeds in groups:
                 if seeds:
@@ -164,7 +163,9 @@ def execute(task: Task, progress: Callable[[int], None] = lambda n: None) -> Non
         writers[i].close()
         write_npz(
             result_path(task.out, task.dataset.label, task.agent.label, seed),
-            fingerprint=np.array(fingerprint(task.dataset, task.agent, task.horizon, seed)),
+            fingerprint=np.array(
+                fingerprint(task.dataset, task.agent, task.horizon, seed, task.log_points)
+            ),
             log_steps=np.array(log.steps),
             cumulative_regret=np.array(log.cumulative[i]),
             regret=log.regret[i].astype(np.float32),

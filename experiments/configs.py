@@ -42,6 +42,12 @@ def load_toml_config(
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config {path} is a folder; accepted: a TOML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {path} is not a text file; accepted: a TOML file") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path} cannot be read by this user") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path} is not valid TOML: {err}") from None
     try:
@@ -104,6 +110,31 @@ def typed(raw: dict[str, Any], key: str, kind: type, default: Any) -> Any:
     if not isinstance(value, kind):
         raise ConfigError(f"{key}={value!r} must be a {kind.__name__}")
     return value
+
+
+def out_folder(raw: dict[str, Any], default: str) -> Path:
+    """The config's (or --out's) output folder; an empty string is an error, not '.'."""
+    value = typed(raw, "out", str, default)
+    if not value.strip():
+        raise ConfigError("out='' is not accepted; accepted: a folder path")
+    return Path(value)
+
+
+def check_label(where: str, label: object) -> str:
+    """A label names an output folder: a non-empty string that stays inside it (no path
+    separator, not '.' or '..', no leading '.')."""
+    if (
+        not isinstance(label, str)
+        or not label
+        or "/" in label
+        or "\\" in label
+        or label.startswith(".")
+    ):
+        raise ConfigError(
+            f"{where} label={label!r} is not accepted; accepted: a non-empty string without "
+            "'/' or '\\' that does not start with '.'"
+        )
+    return label
 
 
 def check_unique_labels(kind: str, labels: list[str]) -> None:

@@ -30,9 +30,7 @@ solve.png (episodes to solve against N, with 2^N).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -52,19 +50,29 @@ import envs
 from agents import IVIDQN, BootstrappedDQN, NoisyDQN
 from ivi_rl.checks import resolve_device
 
-from .atomic import read_existing_npz, write_bytes, write_npz, write_text
+from .atomic import (
+    fingerprint_of,
+    read_existing_npz,
+    stored_fingerprint_matches,
+    write_bytes,
+    write_npz,
+    write_text,
+)
 from .bandit_runner import is_silent, run_with_progress
 from .configs import (
     AgentSpec,
     ConfigError,
     check_known_keys,
+    check_label,
     check_unique_labels,
     load_toml_config,
+    out_folder,
     positive,
     seeds,
     tables,
     typed,
 )
+from .lock import output_lock
 
 __all__ = ["ALGORITHMS", "OPTIMIZERS", "RLConfig", "build_agent", "load_rl_config", "run_rl"]
 
@@ -127,7 +135,7 @@ def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> RLConfig:
         envs=env_specs,
         agents=agents,
         seeds=seeds(raw.get("seeds", 3)),
-        out=Path(typed(raw, "out", str, "runs/rl")),
+        out=out_folder(raw, "runs/rl"),
         device=typed(raw, "device", str, "cpu"),
         workers=positive(raw.get("workers"), "workers"),
         stop_when_solved=typed(raw, "stop_when_solved", bool, True),
@@ -139,7 +147,9 @@ def _env_variants(i: int, table: dict[str, Any]) -> list[EnvSpec]:
     env_id = table.pop("id", None)
     if not isinstance(env_id, str):
         raise ConfigError(f"envs[{i}] needs a string 'id' (a gymnasium id)")
-    label = table.pop("label", env_id.split("/")[-1].split("-")[0].lower())
+    label = check_label(
+        f"envs[{i}]", table.pop("label", env_id.split("/")[-1].split("-")[0].lower())
+    )
     episodes = positive(table.pop("episodes", None), f"envs[{i}].episodes")
     timesteps = positive(table.pop("timesteps", None), f"envs[{i}].timesteps")
     n_eval, every = (
@@ -174,7 +184,7 @@ def _agent(i: int, table: dict[str, Any]) -> AgentSpec:
         raise ConfigError(
             f"agents[{i}]: name={name!r} is not accepted; accepted: {', '.join(ALGORITHMS)}"
         )
-    return AgentSpec(table.pop("label", name), name, table)
+    return AgentSpec(check_label(f"agents[{i}]", table.pop("label", name)), name, table)
 
 
 def _validate(config: RLConfig) -> None:
@@ -228,7 +238,7 @@ def _paths(task: RLTask) -> tuple[Path, Path]:
 
 def _fingerprint(task: RLTask) -> str:
     e, a = task.env, task.agent
-    key = [
+    return fingerprint_of(
         e.id,
         e.kwargs,
         e.episodes,
@@ -239,17 +249,11 @@ def _fingerprint(task: RLTask) -> str:
         a.settings,
         task.seed,
         task.config.stop_when_solved,
-    ]
-    return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    )
 
 
 def _finished(task: RLTask) -> bool:
-    path = _paths(task)[1]
-    try:
-        with np.load(path) as z:
-            return str(z["fingerprint"]) == _fingerprint(task)
-    except (OSError, ValueError, KeyError):
-        return False
+    return stored_fingerprint_matches(_paths(task)[1], _fingerprint(task))
 
 
 class EpisodeLogger(BaseCallback):
@@ -530,14 +534,20 @@ def run_rl(
             device=device,
             workers=workers,
         )
-    tasks = [
-        RLTask(e, a, s, config) for e in config.envs for a in config.agents for s in config.seeds
-    ]
-    tasks = [t for t in tasks if not _finished(t)]
-    total = sum(t.env.timesteps or t.env.episodes * t.env.kwargs.get("size", 200) for t in tasks)
-    silent = is_silent(quiet)
-    run_with_progress(tasks, total, config.workers, "rl runs", silent, execute_rl)
-    rows = report(config)
+    with output_lock(config.out):
+        tasks = [
+            RLTask(e, a, s, config)
+            for e in config.envs
+            for a in config.agents
+            for s in config.seeds
+        ]
+        tasks = [t for t in tasks if not _finished(t)]
+        total = sum(
+            t.env.timesteps or t.env.episodes * t.env.kwargs.get("size", 200) for t in tasks
+        )
+        silent = is_silent(quiet)
+        run_with_progress(tasks, total, config.workers, "rl runs", silent, execute_rl)
+        rows = report(config)
     if not silent:
         print(f"wrote {config.out}/summary.md; TensorBoard: tensorboard --logdir {config.out}/tb")
     return rows

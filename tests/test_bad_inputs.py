@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -126,3 +128,117 @@ def test_cli_reports_a_diverging_run_as_one_line_with_exit_status_1(tmp_path, ca
     assert len(err) == 1
     assert "ivi-rl bandit: error: agent 'ivi_ts': the training loss is not finite" in err[0]
     assert not (tmp_path / "out" / "summary.md").exists()
+
+
+TINY_BANDIT = (
+    'horizon = 40\nseeds = 1\nworkers = 1\nlog_points = 4\n[[datasets]]\nname = "wheel"\n'
+    'delta = 0.5\n[[agents]]\nname = "uniform"\n'
+)
+
+
+def _bandit_config(tmp_path, body=TINY_BANDIT, out=None):
+    path = tmp_path / "c.toml"
+    out = str(tmp_path / "out") if out is None else out
+    path.write_text(f"out = {out!r}\n" + body)
+    return path
+
+
+def _config_is_a_folder(t):
+    return ["bandit", str(t)]
+
+
+def _config_is_binary(t):
+    (t / "b.toml").write_bytes(b"\xff\xfe\x00binary")
+    return ["bandit", str(t / "b.toml")]
+
+
+def _out_is_empty(t):
+    return ["bandit", str(_bandit_config(t)), "--out", ""]
+
+
+def _out_is_a_file(t):
+    (t / "f").write_text("x")
+    return ["bandit", str(_bandit_config(t)), "--out", str(t / "f")]
+
+
+def _out_is_under_a_file(t):
+    (t / "f").write_text("x")
+    return ["bandit", str(_bandit_config(t)), "--out", str(t / "f" / "sub")]
+
+
+def _label_leaves_out(t):
+    body = TINY_BANDIT.replace('name = "uniform"', 'name = "uniform"\nlabel = "../x"')
+    return ["bandit", str(_bandit_config(t, body))]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_config_is_a_folder, r"config .* is a folder; accepted: a TOML file"),
+        (_config_is_binary, r"is not a text file; accepted: a TOML file"),
+        (_out_is_empty, r"out='' is not accepted; accepted: a folder path"),
+        (_out_is_a_file, r"out='.*/f' is a file; accepted: a folder"),
+        (_out_is_under_a_file, r"out='.*/f/sub' cannot be created"),
+        (_label_leaves_out, r"agents\[0\] label='\.\./x' is not accepted"),
+    ],
+)
+def test_cli_bad_paths_and_labels_are_one_line_with_exit_status_2(tmp_path, capsys, make, message):
+    argv = make(tmp_path)
+    assert cli([*argv, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert re.search(message, err[0]), err[0]
+
+
+def test_rl_labels_follow_the_same_rule(tmp_path):
+    from experiments.rl import load_rl_config
+
+    path = tmp_path / "rl.toml"
+    path.write_text(
+        f'out = "{tmp_path / "o"}"\nseeds = 1\n[[envs]]\nid = "CartPole-v1"\ntimesteps = 10\n'
+        '[[agents]]\nname = "dqn"\nlabel = "../../../x"\n'
+    )
+    with pytest.raises(Exception, match=r"agents\[0\] label='\.\./\.\./\.\./x' is not accepted"):
+        load_rl_config(path)
+
+
+def test_a_second_run_on_the_same_out_is_refused_naming_the_first(tmp_path):
+    from experiments.configs import ConfigError
+    from experiments.lock import output_lock
+
+    with output_lock(tmp_path / "out"):
+        with pytest.raises(ConfigError, match=r"is in use by another run \(pid \d+ on "):
+            with output_lock(tmp_path / "out"):
+                pass
+    with output_lock(tmp_path / "out"):  # released when the first run ends
+        pass
+
+
+def test_results_are_written_with_the_users_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        assert cli(["bandit", str(_bandit_config(tmp_path)), "--quiet"]) == 0
+    finally:
+        os.umask(old)
+    result = next((tmp_path / "out" / "results").rglob("*.npz"))
+    assert oct(result.stat().st_mode & 0o777) == oct(0o644)
+    assert oct((tmp_path / "out" / "summary.md").stat().st_mode & 0o777) == oct(0o644)
+
+
+def test_editing_log_points_recomputes_instead_of_mixing(tmp_path):
+    """log_points is part of the fingerprint: after an edit the run is redone, and the
+    report reads one consistent set of results."""
+    config = _bandit_config(tmp_path)
+    assert cli(["bandit", str(config), "--quiet"]) == 0
+    config.write_text(config.read_text().replace("log_points = 4", "log_points = 8"))
+    assert cli(["bandit", str(config), "--quiet"]) == 0
+    from experiments.bandit_runner import fingerprint
+
+    with np.load(next((tmp_path / "out" / "results").rglob("*.npz"))) as z:
+        stored = str(z["fingerprint"])
+    from experiments.bandit_config import load_config
+
+    c = load_config(config)
+    assert stored == fingerprint(c.datasets[0], c.agents[0], 40, 0, 8)
