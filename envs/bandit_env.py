@@ -43,7 +43,8 @@ class ContextualBanditEnv(gym.Env):
         else:
             self.problem = make_problem(dataset, **settings)
         limit = self.problem.max_horizon
-        self.horizon = check_horizon(horizon or self.problem.default_horizon, limit)
+        horizon = self.problem.default_horizon if horizon is None else horizon
+        self.horizon = check_horizon(horizon, limit)
         self.action_space = gym.spaces.Discrete(self.problem.num_actions)
         low, high = self.problem.context_bounds(self.horizon)
         self.observation_space = gym.spaces.Box(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -176,9 +177,12 @@ def read_census(path: Path) -> tuple[np.ndarray, np.ndarray]:
     cache = path.with_name(path.name + ".codes.npz")
     stamp = np.array([path.stat().st_size, path.stat().st_mtime_ns])
     if cache.exists():
-        with np.load(cache) as z:
-            if np.array_equal(z["stamp"], stamp):
-                return z["codes"], z["labels"]
+        try:
+            with np.load(cache) as z:
+                if np.array_equal(z["stamp"], stamp):
+                    return z["codes"], z["labels"]
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile):
+            pass  # a broken cache is rebuilt from the data file below
     with open(path) as f:
         header = f.readline().strip().split(",")
     if "dOccup" not in header or "caseid" not in header:
@@ -222,8 +226,8 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (ValueError, OSError) as err:
-        raise _bad_file(path, f"not a readable .npz without pickles ({err})") from err
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise _bad_file(path, f"not a readable .npz without pickles ({err})") from None
     missing = [k for k in ("contexts", "rewards") if k not in arrays]
     if missing:
         raise _bad_file(path, f"missing arrays {missing}; it has {sorted(arrays)}")

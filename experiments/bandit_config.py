@@ -26,6 +26,7 @@ message naming the place in the config.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,25 @@ def _agent(i: int, table: dict[str, Any]) -> AgentSpec:
     return AgentSpec(label, name, settings)
 
 
+def _check_memory(where: str, config: BanditConfig, horizon: int, problem) -> None:
+    """Refuse a run whose trial arrays cannot fit in memory before any of it starts: a task
+    holds its seeds' contexts and rewards (float32), expected rewards (float64) and the
+    agent's buffer (float32 contexts)."""
+    group = len(config.seeds) if config.vectorize else 1
+    tasks = len(config.agents) * len(config.seeds) // group
+    concurrent = min(config.workers or os.cpu_count() or 1, tasks)
+    d, k = problem.context_dim, problem.num_actions
+    need = concurrent * group * horizon * (8 * d + 12 * k + 16)
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > have / 2:
+        raise ConfigError(
+            f"{where}: horizon {horizon:,} x {len(config.seeds):,} seeds needs about "
+            f"{need / 2**30:.1f} GiB for the trials' arrays; this machine has "
+            f"{have / 2**30:.1f} GiB (at most half is used): lower horizon or seeds, or set "
+            "vectorize = false"
+        )
+
+
 def _validate(config: BanditConfig) -> None:
     try:
         resolve_device(config.device)
@@ -157,6 +177,7 @@ def _validate(config: BanditConfig) -> None:
             problem.max_horizon,
         )
         shapes[spec.label] = (problem.num_actions, problem.context_dim)
+        _check_memory(f"datasets[{i}] ({spec.label})", config, horizon, problem)
     k, d = next(iter(shapes.values()))
     for i, spec in enumerate(config.agents):
         _build(

@@ -81,9 +81,15 @@ def tables(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return value
 
 
+MAX_SEEDS = 100_000
+"""The largest seed count a config may ask for (checked before any list is built)."""
+
+
 def seeds(value: Any) -> list[int]:
     """A seed count (seeds 0..n-1) or a list of distinct seeds."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        if value > MAX_SEEDS:
+            raise ConfigError(f"seeds={value} is not accepted; accepted: at most {MAX_SEEDS:,}")
         return list(range(value))
     if (
         isinstance(value, list)

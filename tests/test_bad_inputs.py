@@ -242,3 +242,59 @@ def test_editing_log_points_recomputes_instead_of_mixing(tmp_path):
 
     c = load_config(config)
     assert stored == fingerprint(c.datasets[0], c.agents[0], 40, 0, 8)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda b: b.replace("horizon = 40", "horizon = 1_000_000_000"),
+            r"horizon 1,000,000,000 x 1 seeds needs about .* GiB for the trials' arrays",
+        ),
+        (
+            lambda b: b.replace("seeds = 1", "seeds = 1_000_000_000"),
+            r"seeds=1000000000 is not accepted; accepted: at most 100,000",
+        ),
+    ],
+)
+def test_sizes_that_cannot_fit_are_refused_before_any_work(tmp_path, capsys, edit, message):
+    assert cli(["bandit", str(_bandit_config(tmp_path, edit(TINY_BANDIT))), "--quiet"]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_wheel_env_refuses_a_zero_horizon():
+    with pytest.raises(ValueError, match=r"horizon=0 must be a positive int"):
+        gym.make("ivi_rl/Wheel-v0", horizon=0)
+
+
+def test_a_truncated_npz_is_named(tmp_path):
+    from envs.loaders import read_npz
+
+    good = tmp_path / "m.npz"
+    np.savez(good, contexts=np.zeros((4, 2)), rewards=np.zeros((4, 3)))
+    data = good.read_bytes()
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(Exception, match=r"bad\.npz.*not a readable \.npz"):
+        read_npz(bad)
+
+
+def test_sb3_load_names_a_missing_or_corrupt_file(tmp_path):
+    import zipfile
+
+    model = IVIDQN("MlpPolicy", gym.make("CartPole-v1"), learning_starts=10, seed=0)
+    model.save(tmp_path / "m.zip")
+    with (
+        zipfile.ZipFile(tmp_path / "m.zip") as zin,
+        zipfile.ZipFile(tmp_path / "bad.zip", "w") as z,
+    ):
+        for item in zin.infolist():
+            data = b"garbage" if item.filename == "policy.pth" else zin.read(item.filename)
+            z.writestr(item, data)
+    with pytest.raises(FileNotFoundError, match=r"IVIDQN.load: .*nope\.zip does not exist$"):
+        IVIDQN.load(tmp_path / "nope.zip")
+    with pytest.raises(ValueError, match=r"bad\.zip is not a readable saved IVIDQN") as err:
+        IVIDQN.load(tmp_path / "bad.zip")
+    assert "weights_only" not in str(err.value)
+    assert isinstance(IVIDQN.load(tmp_path / "m"), IVIDQN)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import os
+import pickle
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import torch
 from gymnasium import spaces
 
-__all__ = ["EpisodicSampling", "NoEpsilon", "check_choice", "check_spaces"]
+__all__ = ["CheckedLoad", "EpisodicSampling", "NoEpsilon", "check_choice", "check_spaces"]
 
 
 def finite_loss(algorithm, loss: torch.Tensor) -> float:
@@ -47,7 +51,27 @@ def check_spaces(algorithm: str, env) -> None:
         )
 
 
-class NoEpsilon:
+class CheckedLoad:
+    """``load`` as SB3's, with one clear error for a path that does not exist (SB3 names it
+    with a second '.zip') and for a file that is not a saved model (torch's message suggests
+    the unsafe ``weights_only=False``; this never unpickles)."""
+
+    @classmethod
+    def load(cls, path, *args, **kwargs):
+        if isinstance(path, (str, os.PathLike)):
+            p = Path(path)
+            if not p.exists() and not p.with_name(p.name + ".zip").exists():
+                raise FileNotFoundError(f"{cls.__name__}.load: {p} does not exist")
+        try:
+            return super().load(path, *args, **kwargs)
+        except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError) as err:
+            raise ValueError(
+                f"{cls.__name__}.load: {path} is not a readable saved {cls.__name__} "
+                f"({type(err).__name__}); save the model again with .save()"
+            ) from None
+
+
+class NoEpsilon(CheckedLoad):
     """Mixin (before DQN in the bases): exploration comes from the network, never epsilon.
 
     Warm-up steps act on the network too (its prior), instead of SB3's uniform dithering.
