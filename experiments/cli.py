@@ -46,7 +46,9 @@ def _add_run_arguments(p: argparse.ArgumentParser, example: str) -> None:
 def _bandit(argv: list[str]) -> int:
     from experiments.bandit import run_bandit
 
-    p = argparse.ArgumentParser(prog="ivi-rl bandit", description="Run a bandit benchmark config.")
+    p = argparse.ArgumentParser(
+        prog="ivi-rl bandit", description="Run a bandit benchmark config.", allow_abbrev=False
+    )
     _add_run_arguments(p, "experiments/default.toml")
     p.add_argument("--horizon", type=int, help="steps per trial for every dataset")
     p.add_argument("--data-dir", help="data directory (default: $IVI_RL_DATA or ~/.cache/ivi_rl)")
@@ -71,7 +73,9 @@ def _bandit(argv: list[str]) -> int:
 def _rl(argv: list[str]) -> int:
     from experiments.rl import run_rl
 
-    p = argparse.ArgumentParser(prog="ivi-rl rl", description="Run an RL benchmark config.")
+    p = argparse.ArgumentParser(
+        prog="ivi-rl rl", description="Run an RL benchmark config.", allow_abbrev=False
+    )
     _add_run_arguments(p, "experiments/deep_sea.toml")
     args = p.parse_args(argv)
     return _reporting_config_errors(
@@ -87,6 +91,17 @@ def _rl(argv: list[str]) -> int:
     )
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ivi-rl")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        import ivi_rl
+
+        return ivi_rl.__version__
+
+
 COMMANDS = {
     "bandit": (_bandit, "run a bandit benchmark config (TensorBoard, summary, plot)"),
     "rl": (_rl, "run an RL benchmark config (SB3 agents, Deep Sea sweeps)"),
@@ -95,7 +110,10 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ivi-rl", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="ivi-rl", description=__doc__.split("\n\n")[0], allow_abbrev=False
+    )
+    parser.add_argument("--version", action="version", version=f"ivi-rl {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)

@@ -298,3 +298,14 @@ def test_sb3_load_names_a_missing_or_corrupt_file(tmp_path):
         IVIDQN.load(tmp_path / "bad.zip")
     assert "weights_only" not in str(err.value)
     assert isinstance(IVIDQN.load(tmp_path / "m"), IVIDQN)
+
+
+def test_cli_does_not_abbreviate_options_and_has_a_version(capsys):
+    """'--seed 3' used to be read as '--seeds 3' (a count) and run seeds 0, 1, 2."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli(["bandit", "experiments/default.toml", "--seed", "3"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --seed 3" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli(["--version"])
+    assert re.fullmatch(r"ivi-rl \d+\.\d+\.\d+\S*\n", capsys.readouterr().out)
