@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 
 import numpy as np
 import torch
@@ -36,6 +37,7 @@ class SpreadRow:
     spread_unvisited: float  # mean over never-visited cells of std_draws(Q(right) - Q(left))
     spread_visited: float
     readout_rms_ratio: float  # rms of the output layer's mean weights / its rms at the prior
+    # (NaN for a zero-mean prior, whose readout rms starts at 0: there is no ratio)
 
 
 class _Visits(EpisodeLogger):
@@ -100,7 +102,7 @@ def spread_trace(
                 furthest_diagonal=int(np.flatnonzero(np.diag(visits.visits)).max()),
                 spread_unvisited=float(spread[unvisited].mean()) if unvisited.any() else 0.0,
                 spread_visited=float(spread[~unvisited].mean()),
-                readout_rms_ratio=_rms(readout) / prior_rms,
+                readout_rms_ratio=_rms(readout) / prior_rms if prior_rms > 0 else math.nan,
             )
         )
     return rows
@@ -143,7 +145,12 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         print(
             f"{r.episodes:8d} {r.good_episodes:5d} {r.furthest_diagonal:18d} "
-            f"{r.spread_unvisited:21.4f} {r.spread_visited:15.4f} {r.readout_rms_ratio:12.3f}"
+            f"{r.spread_unvisited:21.4f} {r.spread_visited:15.4f} "
+            + (
+                f"{r.readout_rms_ratio:12.3f}"
+                if math.isfinite(r.readout_rms_ratio)
+                else "  n/a (mean 0)"
+            )
         )
 
 

@@ -48,3 +48,14 @@ def test_cli_prints_a_row_per_checkpoint_and_names_bad_input(capsys):
         with pytest.raises(SystemExit):
             main(argv)
         assert message in capsys.readouterr().err
+
+
+def test_trace_runs_on_the_shipped_sweep_config_with_a_zero_mean_prior(capsys):
+    """experiments/deep_sea.toml's IVIDQN starts its means at 0: the readout has no prior
+    rms to divide by (it used to raise ZeroDivisionError); the ratio is NaN, printed n/a."""
+    sweep = str(ABLATIONS.parent / "deep_sea.toml")
+    (row,) = spread_trace(sweep, "ivi_dqn", 10, seed=0, checkpoints=[0], draws=4)
+    assert row.readout_rms_ratio != row.readout_rms_ratio  # NaN
+    assert row.spread_unvisited > 0
+    main(["--config", sweep, "--size", "10", "--checkpoints", "0", "--draws", "4"])
+    assert "n/a (mean 0)" in capsys.readouterr().out
