@@ -12,7 +12,14 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-__all__ = ["CheckedLoad", "EpisodicSampling", "NoEpsilon", "check_choice", "check_spaces"]
+__all__ = [
+    "CheckedLoad",
+    "EpisodicSampling",
+    "NamedRuns",
+    "NoEpsilon",
+    "check_choice",
+    "check_spaces",
+]
 
 
 def finite_loss(algorithm, loss: torch.Tensor) -> float:
@@ -71,7 +78,14 @@ class CheckedLoad:
             ) from None
 
 
-class NoEpsilon(CheckedLoad):
+class NamedRuns:
+    """TensorBoard runs named after the algorithm (``IVIDQN_1``), not SB3's 'DQN_1'."""
+
+    def learn(self, *args, tb_log_name: str | None = None, **kwargs):
+        return super().learn(*args, tb_log_name=tb_log_name or type(self).__name__, **kwargs)
+
+
+class NoEpsilon(NamedRuns, CheckedLoad):
     """Mixin (before DQN in the bases): exploration comes from the network, never epsilon.
 
     Warm-up steps act on the network too (its prior), instead of SB3's uniform dithering.
