@@ -42,7 +42,7 @@ def check_choice(argument: str, value: object, accepted: tuple[str, ...]) -> Non
 
 
 def check_spaces(algorithm: str, env) -> None:
-    """A Discrete action space and a Box observation space, or one clear error."""
+    """A Discrete action space and an observation space SB3's DQN takes, or one error."""
     if env is None or isinstance(env, str):
         return  # SB3 builds string envs itself and checks them again in _setup_model
     action_space, observation_space = env.action_space, env.observation_space
@@ -51,10 +51,12 @@ def check_spaces(algorithm: str, env) -> None:
             f"{algorithm} needs a Discrete action space (one Q-value per action); the env has "
             f"{action_space}. For continuous actions use an actor-critic algorithm."
         )
-    if not isinstance(observation_space, spaces.Box):
+    accepted = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+    if not isinstance(observation_space, accepted):
         raise ValueError(
-            f"{algorithm} needs a Box observation space; the env has {observation_space} "
-            "(wrap it, e.g. gymnasium.wrappers.FlattenObservation or a one-hot wrapper)"
+            f"{algorithm} needs a Box, Discrete, MultiDiscrete or MultiBinary observation space "
+            f"(Discrete ones are one-hot encoded, as SB3's DQN does); the env has "
+            f"{observation_space} (wrap it, e.g. gymnasium.wrappers.FlattenObservation)"
         )
 
 

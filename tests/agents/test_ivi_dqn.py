@@ -398,7 +398,7 @@ def test_deep_sea_8_randomized_priors_solve_it():
     ("env_id", "match"),
     [
         ("Pendulum-v1", "needs a Discrete action space"),
-        ("Blackjack-v1", "needs a Box observation space"),
+        ("Blackjack-v1", "needs a Box, Discrete, MultiDiscrete or MultiBinary observation space"),
     ],
 )
 def test_wrong_spaces_fail_at_construction(env_id, match):

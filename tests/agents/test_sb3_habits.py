@@ -26,3 +26,15 @@ def test_progress_bar_works_as_in_sb3():
     model = IVIDQN("MlpPolicy", gym.make("CartPole-v1"), learning_starts=10, seed=0)
     model.learn(30, progress_bar=True)
     assert model.num_timesteps >= 30  # it used to fail: rich was not installed
+
+
+@pytest.mark.parametrize("cls", [IVIDQN, BootstrappedDQN, NoisyDQN])
+def test_discrete_observations_are_one_hot_encoded_as_sb3_does(cls):
+    """FrozenLake's observation is a Discrete(16) cell index: SB3's preprocessing one-hot
+    encodes it, so the Q-network sees 16 inputs (it used to be refused)."""
+    model = cls("MlpPolicy", gym.make("FrozenLake-v1"), learning_starts=10, batch_size=8, seed=0)
+    model.learn(40)
+    q_input = next(model.policy.q_net.parameters())
+    assert q_input.shape[-1] == 16 or 16 in q_input.shape
+    action, _ = model.predict(3, deterministic=True)
+    assert 0 <= int(action) < 4
