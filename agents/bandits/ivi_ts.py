@@ -7,6 +7,11 @@ the prior, which is the initialisation. Every decision draws one network from th
 and acts greedily on it. Retraining follows the Showdown schedule (every ``train_every``
 steps, ``train_steps`` minibatch steps on all data so far), either continuing from the current
 posterior (``warm_start``) or restarting from the trial's prior draw.
+
+Noise-aware options (``noise``, ``anchor``, ``prior_scale``, ``perturb``; ``ivi_rl.anchor``)
+depart from plain IVI: per-arm loss weights, a proximal pull towards the prior draw and
+draw-coupled target shifts. They are off by default: on the Showdown datasets none beat plain
+IVI (RESULTS.md, "Noise-aware IVI").
 """
 
 from __future__ import annotations
@@ -210,13 +215,7 @@ class IVITS(BanditAgent):
         for step in range(steps):
             idx = indices[:, step]
             ctx, actions, _ = self.buffer.gather(idx)
-            y = torch.gather(targets, 1, idx)
-            if self.codes is not None:
-                codes = torch.gather(
-                    self.codes, 1, idx[..., None].expand(-1, -1, self.codes.shape[-1])
-                )
-                shift = (codes @ noise[:, step, :, None].to(self.dtype))[..., 0]
-                y = y + torch.gather(noise_std, 1, idx) * shift
+            y = self._perturbed(torch.gather(targets, 1, idx), idx, noise_std, noise[:, step])
             y = y[..., None].expand(-1, -1, self.num_actions)
             mask = torch.nn.functional.one_hot(actions, self.num_actions).to(self.dtype)
             mask = mask * torch.gather(weights, 1, idx)[..., None]
@@ -228,6 +227,15 @@ class IVITS(BanditAgent):
                 self.net.anchor_step(self.opt, strength)
             total += loss.detach()
         return total / steps
+
+    def _perturbed(self, y: Tensor, idx: Tensor, noise_std: Tensor, z: Tensor) -> Tensor:
+        """Targets y [S, B] of the data ``idx`` shifted by sigma_n c_n^T z under the step's
+        draw z [S, R] (unchanged without ``perturb``)."""
+        if self.codes is None:
+            return y
+        codes = torch.gather(self.codes, 1, idx[..., None].expand(-1, -1, self.codes.shape[-1]))
+        shift = (codes @ z[..., None].to(self.dtype))[..., 0]
+        return y + torch.gather(noise_std, 1, idx) * shift
 
 
 def _make_capped(d, k, s, cov, rank, device, dtype) -> ivi_rl.VariationalMLP:
