@@ -1,6 +1,6 @@
 """Time one IVI training step against the same deterministic MLP.
 
-    python -m experiments.bench_step [--repeats 15] [--steps 50] [--threads 1]
+    python -m experiments.bench_step [--repeats 15] [--steps 50] [--threads 1] [--noise-aware]
 
 One step = one weight draw, forward, masked-MSE backward, SGD (momentum 0.9, muP groups).
 Networks: in_features -> W -> W -> out_features for W in --widths, batch --batch; the
@@ -24,20 +24,34 @@ import torch
 import ivi_rl
 
 
-def make_step(model: ivi_rl.VariationalMLP, batch: int) -> Callable[[], None]:
-    """One IVI training step on fixed synthetic data (masked MSE, one arm per row)."""
+def make_step(
+    model: ivi_rl.VariationalMLP, batch: int, noise_aware: bool = False
+) -> Callable[[], None]:
+    """One IVI training step on fixed synthetic data (masked MSE, one arm per row).
+
+    ``noise_aware``: the noise-aware step of ``ivi_rl.anchor`` (noise std 1 for every row):
+    per-row weights, draw-coupled target codes, and the proximal step to the prior draw."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, model.in_features, generator=gen)
     y = torch.randn(batch, model.out_features, generator=gen)
     arms = torch.randint(0, model.out_features, (batch,), generator=gen)
     mask = torch.nn.functional.one_hot(arms, model.out_features).bool()
     opt = ivi_rl.make_optimizer(model, 1e-3)
+    extra, anchor, strength = {}, None, 0.0
+    if noise_aware:
+        std = torch.ones(batch)
+        weights, scale = ivi_rl.noise_weights(std)
+        codes = ivi_rl.perturbation_codes((batch,), model.noise_dim, generator=gen)
+        extra = {"weights": weights, "perturbation": codes, "target_std": std}
+        anchor, strength = ivi_rl.PriorAnchor(model), float(scale) / batch
 
     def step() -> None:
-        loss = ivi_rl.expected_loss(model, x, y, mask=mask, generator=gen)
+        loss = ivi_rl.expected_loss(model, x, y, mask=mask, generator=gen, **extra)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if anchor is not None:
+            anchor.proximal_step(opt, strength)
 
     return step
 
@@ -79,6 +93,11 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument(
         "--rank", type=int, default=None, help="low-rank factor rank (default: make_mlp's)"
     )
+    parser.add_argument(
+        "--noise-aware",
+        action="store_true",
+        help="time the noise-aware step (weights, target codes, proximal anchor) instead",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -86,6 +105,7 @@ def main(argv: list[str] | None = None) -> float:
         f"# torch {torch.__version__}, {platform.processor() or platform.machine()}, "
         f"{args.threads} thread(s), batch {args.batch}, {args.in_features}->W->W->"
         f"{args.out_features}, rank {args.rank or ivi_rl.DEFAULT_RANK}, "
+        f"{'noise-aware' if args.noise_aware else 'plain'} IVI step, "
         f"median of {args.repeats} x {args.steps} steps"
     )
     print(f"{'width':>6} {'deterministic ms':>17} {'variational ms':>15} {'ratio':>6}")
@@ -95,7 +115,10 @@ def main(argv: list[str] | None = None) -> float:
         det = ivi_rl.make_mlp(args.in_features, args.out_features, hidden, stochastic="none")
         var = ivi_rl.make_mlp(args.in_features, args.out_features, hidden, rank=args.rank)
         t_det, t_var, ratio = time_pair(
-            make_step(det, args.batch), make_step(var, args.batch), args.steps, args.repeats
+            make_step(det, args.batch),
+            make_step(var, args.batch, args.noise_aware),
+            args.steps,
+            args.repeats,
         )
         ratios.append(ratio)
         print(f"{width:>6} {t_det * 1e3:>17.3f} {t_var * 1e3:>15.3f} {ratio:>6.2f}")
