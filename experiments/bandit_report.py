@@ -15,7 +15,7 @@ from .atomic import read_existing_npz, write_bytes, write_text
 from .bandit_config import BanditConfig
 from .bandit_runner import result_path, run_dir
 
-__all__ = ["COLUMNS", "report"]
+__all__ = ["COLUMNS", "COMPARE", "compare_tags", "report"]
 
 COLUMNS = [
     "dataset",
@@ -118,20 +118,68 @@ def _write_tables(config: BanditConfig, rows: list[dict]) -> None:
     write_text(config.out / "summary.md", "\n".join(lines) + "\n")
 
 
-def _write_mean_runs(config: BanditConfig, runs) -> None:
+COMPARE = "compare"
+"""TensorBoard's first view: the custom-scalars category with one chart per dataset."""
+
+
+def compare_tags(dataset: str) -> tuple[str, str, str]:
+    """Tags of a dataset's comparison chart in the agents' mean runs: mean, mean - s.e.,
+    mean + s.e. of the cumulative regret (only mean runs carry them, so per-seed runs stay
+    out of the chart)."""
+    base = f"{COMPARE}/{dataset}/cumulative_regret"
+    return base, f"{base}/lower", f"{base}/upper"
+
+
+def _write_mean_runs(config: BanditConfig, runs, rows: list[dict]) -> None:
     from torch.utils.tensorboard import SummaryWriter
 
+    by_key = {(r["dataset"], r["agent"]): r for r in rows}
+    specs = {a.label: a for a in config.agents}
+    first = True
     for (ds, ag), found in runs.items():
         if not found:
             continue
         path = run_dir(config.out, "tb", ds, ag) / "mean"
         shutil.rmtree(path, ignore_errors=True)
         with SummaryWriter(str(path)) as writer:
-            cum = np.mean([r["cumulative_regret"] for r in found], axis=0)
+            curves = np.array([r["cumulative_regret"] for r in found])
+            cum = curves.mean(0)
+            se = curves.std(0, ddof=1) / np.sqrt(len(found)) if len(found) > 1 else 0 * cum
             opt = np.mean([r["optimal_fraction"] for r in found], axis=0)
-            for step, c, o in zip(found[0]["log_steps"], cum, opt, strict=True):
-                writer.add_scalar("regret/cumulative", float(c), int(step))
-                writer.add_scalar("actions/optimal_fraction", float(o), int(step))
+            tags = compare_tags(ds)
+            for i, step in enumerate(found[0]["log_steps"]):
+                step = int(step)
+                writer.add_scalar("regret/cumulative", float(cum[i]), step)
+                writer.add_scalar("actions/optimal_fraction", float(opt[i]), step)
+                for tag, value in zip(tags, (cum[i], cum[i] - se[i], cum[i] + se[i]), strict=True):
+                    writer.add_scalar(tag, float(value), step)
+            _write_hparams(writer, specs[ag], by_key[ds, ag])
+            if first:  # the layout is read from any run; write it once
+                writer.add_custom_scalars(_layout(config))
+                first = False
+
+
+def _layout(config: BanditConfig) -> dict:
+    charts = {ds.label: ["Margin", list(compare_tags(ds.label))] for ds in config.datasets}
+    return {f"{COMPARE}: cumulative regret, mean ± s.e. over seeds, one line per agent": charts}
+
+
+def _write_hparams(writer, agent, row: dict) -> None:
+    """The agent's settings as hparams and its final numbers as metrics, so TensorBoard's
+    HParams table lists and sorts the agents."""
+    from torch.utils.tensorboard.summary import hparams
+
+    params = {"agent": agent.name, "label": agent.label}
+    for key, value in sorted(agent.settings.items()):
+        params[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    metrics = {"final/regret": row["regret_mean"], "final/rank": float(row["rank"])}
+    if row["normalized"] != "":
+        metrics["final/normalized_regret"] = float(row["normalized"])
+    exp, ssi, sei = hparams(params, metrics)
+    for summary in (exp, ssi, sei):
+        writer.file_writer.add_summary(summary)
+    for tag, value in metrics.items():
+        writer.add_scalar(tag, value, 0)
 
 
 def _plot(config: BanditConfig, runs) -> None:
@@ -175,7 +223,7 @@ def report(config: BanditConfig) -> list[dict]:
     runs = _load(config)
     rows = _rows(config, runs)
     _write_tables(config, rows)
-    _write_mean_runs(config, runs)
+    _write_mean_runs(config, runs, rows)
     _plot(config, runs)
     return rows
 

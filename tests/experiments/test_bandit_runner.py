@@ -238,3 +238,60 @@ def test_bench_trials_prints_throughput_and_speedup(capsys):
     assert lines[-1] == f"speedup {speedup:.2f}" and speedup > 0
     assert any("one-at-a-time" in line and "agent-steps/s" in line for line in lines)
     assert any("vectorized" in line and "agent-steps/s" in line for line in lines)
+
+
+def _mean_run(tmp: Path, dataset: str, agent: str) -> EventAccumulator:
+    acc = EventAccumulator(
+        str(tmp / "out" / "tb" / dataset / agent / "mean"), size_guidance={"tensors": 0}
+    )
+    acc.Reload()
+    return acc
+
+
+def test_tensorboard_compare_layout_has_one_margin_chart_per_dataset(finished):
+    """Read back with TensorBoard's own readers: the custom-scalars layout names one Margin
+    chart per dataset over the mean runs' compare tags, whose values are mean ± s.e. of the
+    seeds' curves."""
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    from experiments.bandit_report import compare_tags
+
+    tmp, _, _ = finished
+    layouts = []
+    for agent in ("uniform", "lin_full_post", "ivi_ts"):
+        acc = _mean_run(tmp, "wheel_0.7", agent)
+        if "custom_scalars__config__" in acc.Tags()["tensors"]:
+            proto = acc.Tensors("custom_scalars__config__")[0].tensor_proto
+            layouts.append(layout_pb2.Layout.FromString(proto.string_val[0]))
+    assert len(layouts) == 1
+    (category,) = layouts[0].category
+    assert category.title.startswith("compare")
+    (chart,) = category.chart
+    assert chart.title == "wheel_0.7"
+    series = chart.margin.series[0]
+    assert (series.value, series.lower, series.upper) == compare_tags("wheel_0.7")
+    acc = _mean_run(tmp, "wheel_0.7", "ivi_ts")
+    mean, lower, upper = ([e.value for e in acc.Scalars(t)] for t in compare_tags("wheel_0.7"))
+    curves = []
+    for seed in (0, 1):
+        with np.load(result_path(tmp / "out", "wheel_0.7", "ivi_ts", seed)) as z:
+            curves.append(z["cumulative_regret"])
+    curves = np.array(curves)
+    se = curves.std(0, ddof=1) / np.sqrt(2)
+    np.testing.assert_allclose(mean, curves.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(np.array(upper) - np.array(lower), 2 * se, rtol=1e-5, atol=1e-4)
+
+
+def test_tensorboard_hparams_list_each_agents_settings_and_final_numbers(finished):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    tmp, _, rows = finished
+    row = next(r for r in rows if r["agent"] == "ivi_ts")
+    acc = _mean_run(tmp, "wheel_0.7", "ivi_ts")
+    content = acc.PluginTagToContent("hparams")
+    starts = [plugin_data_pb2.HParamsPluginData.FromString(c) for c in content.values()]
+    info = next(d.session_start_info for d in starts if d.HasField("session_start_info"))
+    assert info.hparams["agent"].string_value == "ivi_ts"
+    assert info.hparams["train_steps"].number_value == 10
+    assert acc.Scalars("final/regret")[0].value == pytest.approx(row["regret_mean"], rel=1e-6)
+    assert acc.Scalars("final/rank")[0].value == row["rank"]
