@@ -30,7 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 import envs
-from agents.bandits import make_agent
+from agents.bandits import make_agent, play
 
 from .atomic import fingerprint_of, stored_fingerprint_matches, write_npz
 from .bandit_config import AgentSpec, BanditConfig, DatasetSpec
@@ -148,16 +148,13 @@ def execute(task: Task, progress: Callable[[int], None] = lambda n: None) -> Non
         shutil.rmtree(path, ignore_errors=True)  # a killed run's partial events are redone
         writers.append(SummaryWriter(str(path)))
     log = _Logger(trials, agent, writers)
-    rows = torch.arange(len(task.seeds), device=device)
-    actions = torch.zeros(len(task.seeds), task.horizon, dtype=torch.long, device=device)
-    marks = set(log_steps(task.horizon, task.log_points).tolist())
-    for t in range(task.horizon):
-        a = agent.act(contexts[:, t])
-        agent.observe(contexts[:, t], a, rewards[rows, t, a])
-        actions[:, t] = a
-        if t + 1 in marks:
-            done = log.flush(actions, t + 1, contexts[:, t])  # copies actions back in blocks
-            progress(done * len(task.seeds))
+
+    def on_mark(t: int, actions: torch.Tensor) -> None:
+        done = log.flush(actions, t, contexts[:, t - 1])  # copies actions back in blocks
+        progress(done * len(task.seeds))
+
+    marks = log_steps(task.horizon, task.log_points).tolist()
+    play(agent, contexts, rewards, marks=marks, on_mark=on_mark)
     wall = (time.perf_counter() - start) / len(task.seeds)
     for i, seed in enumerate(task.seeds):
         writers[i].close()

@@ -14,6 +14,7 @@ from .lin_full_post import LinFullPost
 from .neural_greedy import NeuralGreedy
 from .neural_linear import NeuralLinear
 from .neural_ts import NeuralTS
+from .play import BanditResult, OneTrial, play, run_agent
 from .uniform import Uniform
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "BBB",
     "IVITS",
     "BanditAgent",
+    "BanditResult",
     "BootRMS",
     "DropoutTS",
     "LinFullPost",
@@ -28,9 +30,12 @@ __all__ = [
     "NeuralLinear",
     "NeuralSettings",
     "NeuralTS",
+    "OneTrial",
     "Settings",
     "Uniform",
     "make_agent",
+    "play",
+    "run_agent",
 ]
 
 AGENTS: dict[str, type[BanditAgent]] = {

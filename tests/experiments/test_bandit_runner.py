@@ -295,3 +295,19 @@ def test_tensorboard_hparams_list_each_agents_settings_and_final_numbers(finishe
     assert info.hparams["train_steps"].number_value == 10
     assert acc.Scalars("final/regret")[0].value == pytest.approx(row["regret_mean"], rel=1e-6)
     assert acc.Scalars("final/rank")[0].value == row["rank"]
+
+
+def test_the_front_door_gives_the_runners_results(finished):
+    """agents.bandits.run_agent on the same problem, seeds and settings reproduces the
+    benchmark runner's stored regret exactly (one loop, agents.bandits.play, serves both)."""
+    import envs
+    from agents.bandits import run_agent
+
+    tmp, _, _ = finished
+    settings = {"hidden": [16, 16], "train_every": 20, "train_steps": 10, "batch_size": 32}
+    result = run_agent(
+        "ivi_ts", envs.make_problem("wheel", delta=0.7), horizon=120, seeds=[0, 1], **settings
+    )
+    for i, seed in enumerate((0, 1)):
+        with np.load(result_path(tmp / "out", "wheel_0.7", "ivi_ts", seed)) as z:
+            np.testing.assert_allclose(result.regret[i], z["regret"], rtol=1e-6)
