@@ -8,7 +8,18 @@ from pathlib import Path
 import pytest
 import torch
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(
+    os.environ.get("IVI_RL_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
+)
+"""The benchmark data: $IVI_RL_DATA when set, else ../shared/data beside the checkout. Tests
+that need it skip (saying which folder they looked in) when it is missing."""
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "mushroom" / "agaricus-lepiota.data").exists():
+        pytest.skip(f"no benchmark data in {SHARED_DATA} (set IVI_RL_DATA)")
+    return SHARED_DATA
 
 
 @pytest.fixture(autouse=True)

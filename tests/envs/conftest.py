@@ -1,5 +1,4 @@
-"""Fixtures for env tests: the shared data folder when present, and tiny files written in
-the exact published formats for the datasets that are not shared (adult, covertype, census)."""
+"""Fixtures for env tests: tiny files written in the exact published formats for the datasets that are not shared (adult, covertype, census)."""
 
 from __future__ import annotations
 
@@ -8,8 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 ADULT_DATA = """\
 39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, Male, 2174, 0, 40, United-States, <=50K
@@ -31,13 +28,6 @@ caseid,dAge,dAncstry1,iSex,dOccup,iYearsch
 10002,3,1,0,3,11
 10003,4,2,0,8,14
 """
-
-
-@pytest.fixture
-def shared_data() -> Path:
-    if not (SHARED / "mushroom" / "agaricus-lepiota.data").exists():
-        pytest.skip("../shared/data is not present")
-    return SHARED
 
 
 @pytest.fixture

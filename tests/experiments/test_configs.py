@@ -8,7 +8,6 @@ import pytest
 from experiments.bandit_config import load_config
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def test_default_config_is_the_wheel_with_the_readme_agents():
@@ -23,11 +22,17 @@ def test_default_config_is_the_wheel_with_the_readme_agents():
     }
 
 
-@pytest.mark.parametrize("name", ["ablations/ivi_settings.toml", "showdown_cpu.toml"])
-def test_ablation_configs_validate(name):
-    if not (SHARED / "mushroom").exists():
-        pytest.skip("needs ../shared/data")
-    load_config(EXPERIMENTS / name, data_dir=str(SHARED))
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ablations/ivi_settings.toml",
+        "ablations/noise_aware.toml",
+        "ablations/baselines.toml",
+        "showdown_cpu.toml",
+    ],
+)
+def test_ablation_configs_validate(name, shared_data):
+    load_config(EXPERIMENTS / name, data_dir=str(shared_data))
 
 
 def test_showdown_config_lists_the_protocol():
