@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .bandit_config import BanditConfig, load_config
 from .bandit_report import report
-from .bandit_runner import is_silent, plan, run_with_progress
+from .bandit_runner import is_silent, plan, run_with_progress, tensorboard_command
 from .lock import output_lock
 
 __all__ = ["run_bandit"]
@@ -50,6 +50,6 @@ def run_bandit(
     if not silent:
         print(
             f"wrote {config.out}/summary.md and {config.out}/regret.png; "
-            f"TensorBoard: tensorboard --logdir {config.out}/tb"
+            f"TensorBoard: {tensorboard_command()} --logdir {config.out}/tb"
         )
     return rows

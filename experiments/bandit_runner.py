@@ -18,6 +18,7 @@ import dataclasses
 import multiprocessing
 import os
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -281,6 +282,13 @@ def _drain(queue, progress: Callable[[int], None]) -> None:
             progress(queue.get_nowait())
         except Empty:
             return
+
+
+def tensorboard_command() -> str:
+    """How to start TensorBoard from this Python: its script next to the interpreter (a venv's
+    bin/, not on PATH outside it) when present, else ``python -m tensorboard.main``."""
+    script = Path(sys.executable).parent / "tensorboard"
+    return str(script) if script.exists() else f"{sys.executable} -m tensorboard.main"
 
 
 def is_silent(quiet: bool) -> bool:

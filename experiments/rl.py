@@ -58,7 +58,7 @@ from .atomic import (
     write_npz,
     write_text,
 )
-from .bandit_runner import is_silent, run_with_progress
+from .bandit_runner import is_silent, run_with_progress, tensorboard_command
 from .configs import (
     AgentSpec,
     ConfigError,
@@ -549,5 +549,8 @@ def run_rl(
         run_with_progress(tasks, total, config.workers, "rl runs", silent, execute_rl)
         rows = report(config)
     if not silent:
-        print(f"wrote {config.out}/summary.md; TensorBoard: tensorboard --logdir {config.out}/tb")
+        print(
+            f"wrote {config.out}/summary.md; TensorBoard: {tensorboard_command()} "
+            f"--logdir {config.out}/tb"
+        )
     return rows
