@@ -118,6 +118,33 @@ class NoEpsilon(NamedRuns, CheckedLoad):
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
         return self.policy.predict(observation, state, episode_start, deterministic)
 
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        """SB3's gradient step, once for every posterior-sampling DQN: sample a minibatch,
+        ``self._loss(data)``, stop on a non-finite loss, backward, clip the gradient norm at
+        ``max_grad_norm``, step; then log the mean loss and ``self._spread(last minibatch)``.
+        Subclasses implement only the two hooks."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        losses, data = [], None
+        for _ in range(gradient_steps):
+            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            loss = self._loss(data)
+            losses.append(finite_loss(self, loss))
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+        self._n_updates += gradient_steps
+        self._record_training(losses, self._spread(data, gradient_steps))
+
+    def _loss(self, data) -> torch.Tensor:
+        """The training loss of one replay minibatch (a scalar with a gradient)."""
+        raise NotImplementedError
+
+    def _spread(self, data, gradient_steps: int) -> torch.Tensor | None:
+        """The posterior spread to log after a ``train`` call (None: nothing logged)."""
+        return None
+
     def _record_training(self, losses: list[float], spread: torch.Tensor | None) -> None:
         """SB3's training records plus the posterior spread as a scalar and a histogram."""
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")

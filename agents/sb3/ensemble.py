@@ -22,7 +22,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from .common import EpisodicSampling, finite_loss
+from .common import EpisodicSampling
 
 __all__ = ["BootstrappedDQN", "EnsembleQNetwork"]
 
@@ -150,26 +150,15 @@ class BootstrappedDQN(EpisodicSampling, DQN):
         else:
             self.policy.q_net.choose_heads(env_indices=env_indices)
 
-    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        self.policy.set_training_mode(True)
-        self._update_learning_rate(self.policy.optimizer)
-        losses = []
-        for _ in range(gradient_steps):
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            discounts = data.discounts if data.discounts is not None else self.gamma
-            with torch.no_grad():
-                next_q = self.policy.q_net_target.all_q(data.next_observations).max(-1)[0]  # [K, B]
-                target = data.rewards.T + (1 - data.dones.T) * discounts * next_q
-            q = self.policy.q_net.all_q(data.observations)
-            current = torch.gather(
-                q, 2, data.actions.long().T[..., None].expand(q.shape[0], -1, 1)
-            )[..., 0]
-            loss = F.mse_loss(current, target)  # each member regresses on its own target member
-            losses.append(finite_loss(self, loss))
-            self.policy.optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-            self.policy.optimizer.step()
-            spread = q.detach().std(0)
-        self._n_updates += gradient_steps
-        self._record_training(losses, spread)  # spread of Q across the ensemble members
+    def _loss(self, data) -> torch.Tensor:
+        discounts = data.discounts if data.discounts is not None else self.gamma
+        with torch.no_grad():
+            next_q = self.policy.q_net_target.all_q(data.next_observations).max(-1)[0]  # [K, B]
+            target = data.rewards.T + (1 - data.dones.T) * discounts * next_q
+        q = self.policy.q_net.all_q(data.observations)
+        current = torch.gather(q, 2, data.actions.long().T[..., None].expand(q.shape[0], -1, 1))
+        self._last_q = q.detach()
+        return F.mse_loss(current[..., 0], target)  # each member regresses on its own target
+
+    def _spread(self, data, gradient_steps: int) -> torch.Tensor | None:
+        return self._last_q.std(0)  # spread of Q across the members, last minibatch

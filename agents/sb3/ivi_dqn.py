@@ -33,7 +33,7 @@ from stable_baselines3.common.policies import BasePolicy
 
 import ivi_rl
 
-from .common import EpisodicSampling, check_choice, finite_loss
+from .common import EpisodicSampling, check_choice
 from .policies import IVIDQNPolicy
 
 __all__ = ["IVIDQN"]
@@ -129,28 +129,17 @@ class IVIDQN(EpisodicSampling, DQN):
             + (1 - replay_data.dones) * discounts * next_q.max(1, keepdim=True)[0]
         )
 
-    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        self.policy.set_training_mode(True)
-        self._update_learning_rate(self.policy.optimizer)
-        q_net = self.policy.q_net
-        losses = []
-        for _ in range(gradient_steps):
-            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            noise = q_net.q_net.sample_noise(generator=self._train_generator)  # fresh draw
-            with torch.no_grad():
-                target = self._td_target(replay_data, noise)
-            loss = self._td_loss(replay_data, noise, target)
-            losses.append(finite_loss(self, loss))
-            self.policy.optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-            self.policy.optimizer.step()
-        self._n_updates += gradient_steps
-        # the spread costs spread_draws extra forward passes: log it at the first update and
-        # then every 100 updates
+    def _loss(self, data) -> torch.Tensor:
+        q_net = self.policy.q_net.q_net
+        noise = q_net.sample_noise(generator=self._train_generator)  # a fresh draw per step
+        with torch.no_grad():
+            target = self._td_target(data, noise)
+        return self._td_loss(data, noise, target)
+
+    def _spread(self, data, gradient_steps: int) -> torch.Tensor | None:
+        # spread_draws extra forward passes: at the first update, then every 100 updates
         due = self._n_updates <= gradient_steps or self._n_updates % 100 < gradient_steps
-        spread = self._q_spread(replay_data.observations) if self.spread_draws > 1 and due else None
-        self._record_training(losses, spread)
+        return self._q_spread(data.observations) if self.spread_draws > 1 and due else None
 
     def _td_loss(self, replay_data, noise: ivi_rl.Noise, target: torch.Tensor) -> torch.Tensor:
         q_net, actions = self.policy.q_net, replay_data.actions.long()

@@ -18,7 +18,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from .common import NoEpsilon, finite_loss
+from .common import NoEpsilon
 
 __all__ = ["NoisyDQN", "NoisyLinear"]
 
@@ -139,26 +139,16 @@ class NoisyDQN(NoEpsilon, DQN):
         )
         self.policy.q_net.generator = self.policy.q_net_target.generator = generator
 
-    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        self.policy.set_training_mode(True)
-        self._update_learning_rate(self.policy.optimizer)
-        losses = []
-        for _ in range(gradient_steps):
-            self.policy.q_net.reset_noise()
-            self.policy.q_net_target.reset_noise()  # independent target noise
-            data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            discounts = data.discounts if data.discounts is not None else self.gamma
-            with torch.no_grad():
-                next_q = self.policy.q_net_target(data.next_observations).max(1, keepdim=True)[0]
-                target = data.rewards + (1 - data.dones) * discounts * next_q
-            current = torch.gather(self.policy.q_net(data.observations), 1, data.actions.long())
-            loss = F.smooth_l1_loss(current, target)
-            losses.append(finite_loss(self, loss))
-            self.policy.optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
-            self.policy.optimizer.step()
-        self._n_updates += gradient_steps
-        layers = self.policy.q_net.noisy_layers()
-        sigma = torch.cat([layer.weight_sigma.detach().abs().flatten() for layer in layers])
-        self._record_training(losses, sigma)  # NoisyNet's posterior spread: its learned sigmas
+    def _loss(self, data) -> torch.Tensor:
+        self.policy.q_net.reset_noise()
+        self.policy.q_net_target.reset_noise()  # independent target noise
+        discounts = data.discounts if data.discounts is not None else self.gamma
+        with torch.no_grad():
+            next_q = self.policy.q_net_target(data.next_observations).max(1, keepdim=True)[0]
+            target = data.rewards + (1 - data.dones) * discounts * next_q
+        current = torch.gather(self.policy.q_net(data.observations), 1, data.actions.long())
+        return F.smooth_l1_loss(current, target)
+
+    def _spread(self, data, gradient_steps: int) -> torch.Tensor | None:
+        layers = self.policy.q_net.noisy_layers()  # NoisyNet's posterior spread: its sigmas
+        return torch.cat([layer.weight_sigma.detach().abs().flatten() for layer in layers])
