@@ -5,6 +5,7 @@ resumed experiment reports exactly what a single uninterrupted one would."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import shutil
 from pathlib import Path
@@ -153,7 +154,7 @@ def _write_mean_runs(config: BanditConfig, runs, rows: list[dict]) -> None:
                 writer.add_scalar("actions/optimal_fraction", float(opt[i]), step)
                 for tag, value in zip(tags, (cum[i], cum[i] - se[i], cum[i] + se[i]), strict=True):
                     writer.add_scalar(tag, float(value), step)
-            _write_hparams(writer, specs[ag], by_key[ds, ag])
+            _write_hparams(writer, ds, specs[ag], by_key[ds, ag])
             if first:  # the layout is read from any run; write it once
                 writer.add_custom_scalars(_layout(config))
                 first = False
@@ -164,13 +165,17 @@ def _layout(config: BanditConfig) -> dict:
     return {f"{COMPARE}: cumulative regret, mean ± s.e. over seeds, one line per agent": charts}
 
 
-def _write_hparams(writer, agent, row: dict) -> None:
-    """The agent's settings as hparams and its final numbers as metrics, so TensorBoard's
-    HParams table lists and sorts the agents."""
+def _write_hparams(writer, dataset: str, agent, row: dict) -> None:
+    """The agent's settings (defaults included) as hparams and its final numbers as metrics,
+    so TensorBoard's HParams table lists, filters and sorts the agents."""
     from torch.utils.tensorboard.summary import hparams
 
-    params = {"agent": agent.name, "label": agent.label}
-    for key, value in sorted(agent.settings.items()):
+    from agents.bandits import AGENTS
+    from agents.bandits.base import build_settings
+
+    settings = build_settings(AGENTS[agent.name].settings_class, agent.name, dict(agent.settings))
+    params = {"dataset": dataset, "agent": agent.name, "label": agent.label}
+    for key, value in sorted(dataclasses.asdict(settings).items()):
         params[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
     metrics = {"final/regret": row["regret_mean"], "final/rank": float(row["rank"])}
     if row["normalized"] != "":

@@ -292,7 +292,9 @@ def test_tensorboard_hparams_list_each_agents_settings_and_final_numbers(finishe
     starts = [plugin_data_pb2.HParamsPluginData.FromString(c) for c in content.values()]
     info = next(d.session_start_info for d in starts if d.HasField("session_start_info"))
     assert info.hparams["agent"].string_value == "ivi_ts"
-    assert info.hparams["train_steps"].number_value == 10
+    assert info.hparams["train_steps"].number_value == 10  # set in the config
+    assert info.hparams["lr"].number_value == 0.01  # a default
+    assert info.hparams["dataset"].string_value == "wheel_0.7"
     assert acc.Scalars("final/regret")[0].value == pytest.approx(row["regret_mean"], rel=1e-6)
     assert acc.Scalars("final/rank")[0].value == row["rank"]
 
