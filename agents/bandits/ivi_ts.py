@@ -77,7 +77,7 @@ class IVITSSettings(NeuralSettings):
     """The anchor's prior std as a multiple of the muP init std. Departure from the exact
     linear-Gaussian objective: muP's prior keeps the context-dependent part of the prior
     predictive small (about 0.6 / sqrt(width)), far narrower than standardised rewards, and
-    anchoring to it at scale 1 keeps the network at its prior (RESULTS, noise-aware IVI)."""
+    anchoring to it at scale 1 keeps the network at its prior (RESULTS.md, "Noise-aware IVI")."""
     perturb: bool = False
     """Shift each datum's target by sigma_a c_n^T z under draw z (fixed codes per datum):
     draws as wide as the noise on the data."""
