@@ -3,11 +3,11 @@
     python -m experiments.crash_check [--config experiments/default.toml] [--kills 5]
         [--data-dir DIR] [--seed 0]
 
-Runs the config three ways into fresh folders: (A) uninterrupted; (B) started and killed with
-SIGKILL at a random moment ``--kills`` times, then rerun to completion (each rerun resumes);
-(C) uninterrupted with ``--no-vectorize``. Then compares every stored result array of B and C
-with A (wall times excepted) and prints one line per comparison and the kill times. Exit
-status 1 if any array differs.
+Runs the config into fresh folders: (A) uninterrupted; (B1..Bk) each started, killed with
+SIGKILL (the whole process group, workers included) at a random moment, then rerun to
+completion, which resumes; (C) uninterrupted with ``--no-vectorize``. Then compares every
+stored result array of each B and of C with A (wall times excepted) and prints one line per
+comparison with the kill times. Exit status 1 if any array differs.
 """
 
 from __future__ import annotations
@@ -39,20 +39,17 @@ def _run(cmd: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def _killed_runs(cmd: list[str], kills: int, full: float, rng: random.Random) -> list[float]:
-    """Start the run and SIGKILL its process group after a random time, ``kills`` times."""
-    times = []
-    for _ in range(kills):
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, start_new_session=True)
-        wait = rng.uniform(0.1, 0.9) * full
-        try:
-            proc.wait(timeout=wait)
-            times.append(float("nan"))  # finished before the kill
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            times.append(wait)
-    return times
+def _killed_run(cmd: list[str], after: float) -> bool:
+    """Start the run and SIGKILL its process group after ``after`` seconds; False if it
+    finished first."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        proc.wait(timeout=after)
+        return False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return True
 
 
 def _differences(a: Path, b: Path) -> list[str]:
@@ -82,17 +79,24 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         full = _run(_command(args.config, root / "a", args.data_dir))
-        killed = _command(args.config, root / "b", args.data_dir)
-        times = _killed_runs(killed, args.kills, full, rng)
-        _run(killed)  # resume to completion
-        _run(_command(args.config, root / "c", args.data_dir, "--no-vectorize"))
         print(f"uninterrupted run: {full:.1f} s")
-        print("kill -9 after (s): " + ", ".join(f"{t:.1f}" for t in times))
+        compared = []
+        for k in range(args.kills):
+            cmd = _command(args.config, root / f"b{k}", args.data_dir)
+            after = rng.uniform(0.1, 0.9) * full
+            killed = _killed_run(cmd, after)
+            _run(cmd)  # resume to completion
+            name = (
+                f"killed after {after:.1f} s and resumed" if killed else "finished before the kill"
+            )
+            compared.append((name, f"b{k}"))
+        _run(_command(args.config, root / "c", args.data_dir, "--no-vectorize"))
+        compared.append(("--no-vectorize", "c"))
         failed = False
-        for name, folder in (("killed and resumed", "b"), ("--no-vectorize", "c")):
+        n = len(list((root / "a" / "results").rglob("*.npz")))
+        for name, folder in compared:
             bad = _differences(root / "a", root / folder)
             failed |= bool(bad)
-            n = len(list((root / "a" / "results").rglob("*.npz")))
             verdict = "identical" if not bad else f"DIFFERENT in {', '.join(bad[:5])}"
             print(f"{name}: {n} result files, every array {verdict}")
     return 1 if failed else 0

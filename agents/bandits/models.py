@@ -82,7 +82,9 @@ def clip_grad_norm_per_model(params: Sequence[Tensor], max_norm: float) -> None:
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return
-    norms = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()
+    # elementwise adds over the layers in a fixed order: a reduction over a stacked [L, M]
+    # tensor sums in an order that depends on M, and batched trials must equal lone ones
+    norms = sum(g.pow(2).flatten(1).sum(1) for g in grads).sqrt()
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for g in grads:
         g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
