@@ -176,6 +176,16 @@ class BanditAgent(ABC):
         std = seen.std(1, keepdim=True) if self.t > 1 else torch.ones_like(seen[:, :1])
         return seen.mean(1, keepdim=True), torch.where(std > 0, std, torch.ones_like(std))
 
+    def training_targets(self, rewards: torch.Tensor) -> torch.Tensor:
+        """Rewards [S, ...] in the units the agent trains on: raw under the setting
+        ``reward_scaling='none'``, else standardised by :meth:`reward_moments` (an affine map
+        per trial, so every argmax is unchanged)."""
+        if self.settings.reward_scaling == "none":
+            return rewards
+        mean, std = self.reward_moments()
+        shape = (-1, *[1] * (rewards.dim() - 1))
+        return (rewards - mean.view(shape)) / std.view(shape)
+
     def posterior_values(
         self, contexts: torch.Tensor, num_samples: int, streams: TrialStreams
     ) -> torch.Tensor | None:

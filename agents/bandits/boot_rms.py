@@ -10,7 +10,7 @@ import torch
 
 from .base import BanditAgent
 from .models import StackedMLP
-from .rms import RMSSettings, RMSTrainer, masked_mse, training_targets
+from .rms import RMSSettings, RMSTrainer, masked_mse
 from .streams import TrialStreams
 
 __all__ = ["BootRMS", "BootRMSSettings"]
@@ -91,7 +91,7 @@ class BootRMS(BanditAgent):
         def loss(step: int) -> torch.Tensor:
             idx = self._bootstrap_indices().view(self.num_trials, -1)
             ctx, actions, rewards = self.buffer.gather(idx)
-            rewards = training_targets(self, rewards)
+            rewards = self.training_targets(rewards)
             b = self.settings.batch_size
             ctx = ctx.view(self.num_trials * q, b, -1)
             return masked_mse(self.net(ctx), actions.view(-1, b), rewards.view(-1, b))

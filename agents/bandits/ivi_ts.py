@@ -183,12 +183,6 @@ class IVITS(BanditAgent):
         std = var.sqrt()
         self.x_std = torch.where(std > 1e-8, std, torch.ones_like(std))
 
-    def _targets(self, rewards: Tensor) -> Tensor:
-        if self.settings.reward_scaling == "none":
-            return rewards
-        mean, std = self.reward_moments()
-        return (rewards - mean) / std
-
     def _train(self) -> Tensor:
         s = self.settings
         if not s.warm_start:
@@ -206,7 +200,7 @@ class IVITS(BanditAgent):
         noise = self.train_streams.normal(
             steps, *sample_shape, self.net.noise_dim, dtype=self.dtype
         )
-        targets = self._targets(self.buffer.rewards[:, : self.t])
+        targets = self.training_targets(self.buffer.rewards[:, : self.t])
         noise_std = self.arm_noise_std().gather(1, self.buffer.actions[:, : self.t])
         weights, scale = ivi_rl.noise_weights(noise_std)
         anchored = s.anchor and s.noise != "none"

@@ -10,7 +10,7 @@ import dataclasses
 import torch
 
 from .linear_posterior import LinearPosterior
-from .rms import RMSNetworkAgent, RMSSettings, training_targets
+from .rms import RMSNetworkAgent, RMSSettings
 
 __all__ = ["NeuralLinear", "NeuralLinearSettings"]
 
@@ -46,7 +46,7 @@ class NeuralLinear(RMSNetworkAgent):
             return self.net.features(contexts)
 
     def _observe(self, contexts, actions, rewards) -> None:
-        targets = training_targets(self, rewards)
+        targets = self.training_targets(rewards)
         self.posterior.update(self._features(contexts[:, None, :])[:, 0], actions, targets)
 
     def posterior_values(self, contexts, num_samples, streams) -> torch.Tensor:
@@ -62,6 +62,6 @@ class NeuralLinear(RMSNetworkAgent):
         self.posterior.rebuild(
             self._features(buf.contexts[:, :n]),
             buf.actions[:, :n],
-            training_targets(self, buf.rewards[:, :n]),
+            self.training_targets(buf.rewards[:, :n]),
         )
         return mean_loss

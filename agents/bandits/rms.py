@@ -15,7 +15,7 @@ from .base import BanditAgent, NeuralSettings
 from .models import StackedMLP, clip_grad_norm_per_model
 from .streams import TrialStreams
 
-__all__ = ["RMSNetworkAgent", "RMSSettings", "RMSTrainer", "masked_mse", "training_targets"]
+__all__ = ["RMSNetworkAgent", "RMSSettings", "RMSTrainer", "masked_mse"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,16 +54,6 @@ class RMSTrainer:
         return total / steps
 
 
-def training_targets(agent: BanditAgent, rewards: Tensor) -> Tensor:
-    """Rewards in the units the agent's network is trained in (``reward_scaling``)."""
-    if agent.settings.reward_scaling == "none":
-        return rewards
-    mean, std = agent.reward_moments()
-    return (rewards - mean.view(-1, *[1] * (rewards.dim() - 1))) / std.view(
-        -1, *[1] * (rewards.dim() - 1)
-    )
-
-
 def masked_mse(values: Tensor, actions: Tensor, rewards: Tensor) -> Tensor:
     """Mean over the batch of (value of the pulled arm - reward)^2: values [M, B, k] -> [M]."""
     pulled = torch.gather(values, -1, actions[..., None])[..., 0]
@@ -92,6 +82,6 @@ class RMSNetworkAgent(BanditAgent):
         def loss(step: int) -> Tensor:
             idx = self.buffer.sample_indices(self.train_streams, self.settings.batch_size)
             ctx, actions, rewards = self.buffer.gather(idx)
-            return self._minibatch_loss(ctx, actions, training_targets(self, rewards))
+            return self._minibatch_loss(ctx, actions, self.training_targets(rewards))
 
         return self.trainer.retrain(self.settings.train_steps, loss)
