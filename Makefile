@@ -19,7 +19,7 @@ run: $(STAMP)  ## the quick start's main job: the wheel bandit benchmark
 	$(VENV)/bin/ivi-rl bandit experiments/default.toml
 
 demo: $(STAMP)  ## IVI regression demo with the Wasserstein check
-	$(PY) -m experiments.ivi_regression
+	$(VENV)/bin/ivi-rl demo
 
 test: $(STAMP)  ## the whole suite, slow learning checks included (what CI runs)
 	$(PY) -m pytest

@@ -20,11 +20,10 @@ from pathlib import Path
 
 import torch
 
-import envs
+from ivi_rl import envs
 from ivi_rl.checks import resolve_device
-
-from .bandit_config import AgentSpec, DatasetSpec
-from .bandit_runner import Task, execute
+from ivi_rl.pipeline.bandit_config import AgentSpec, DatasetSpec
+from ivi_rl.pipeline.bandit_runner import Task, execute
 
 
 def _setting(text: str) -> tuple[str, object]:

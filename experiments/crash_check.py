@@ -28,7 +28,7 @@ SKIP = {"wall_s"}
 
 
 def _command(config: str, out: Path, data_dir: str | None, *extra: str) -> list[str]:
-    cmd = [sys.executable, "-m", "experiments.cli", "bandit", config, "--out", str(out)]
+    cmd = [sys.executable, "-m", "ivi_rl.pipeline.cli", "bandit", config, "--out", str(out)]
     cmd += ["--quiet", *extra]
     return cmd + (["--data-dir", data_dir] if data_dir else [])
 

@@ -21,8 +21,8 @@ import dataclasses
 import numpy as np
 import torch
 
-from .configs import ConfigError
-from .rl import EpisodeLogger, build_agent, load_rl_config, make_env
+from ivi_rl.pipeline.configs import ConfigError
+from ivi_rl.pipeline.rl import EpisodeLogger, build_agent, load_rl_config, make_env
 
 
 @dataclasses.dataclass(frozen=True)

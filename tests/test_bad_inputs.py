@@ -9,13 +9,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from ivi_rl.agents import IVIDQN
+from ivi_rl.agents.bandits import make_agent
+from ivi_rl.envs.tabular import ArraysProblem, FinancialProblem
+from ivi_rl.envs.trial import Trial
 
-import envs
-from agents import IVIDQN
-from agents.bandits import make_agent
-from envs.tabular import ArraysProblem, FinancialProblem
-from envs.trial import Trial
-from experiments.cli import main as cli
+from ivi_rl import envs
+from ivi_rl.pipeline.cli import main as cli
 
 
 def _nan_at(shape, index, value=np.nan):
@@ -191,7 +191,7 @@ def test_cli_bad_paths_and_labels_are_one_line_with_exit_status_2(tmp_path, caps
 
 
 def test_rl_labels_follow_the_same_rule(tmp_path):
-    from experiments.rl import load_rl_config
+    from ivi_rl.pipeline.rl import load_rl_config
 
     path = tmp_path / "rl.toml"
     path.write_text(
@@ -203,8 +203,8 @@ def test_rl_labels_follow_the_same_rule(tmp_path):
 
 
 def test_a_second_run_on_the_same_out_is_refused_naming_the_first(tmp_path):
-    from experiments.configs import ConfigError
-    from experiments.lock import output_lock
+    from ivi_rl.pipeline.configs import ConfigError
+    from ivi_rl.pipeline.lock import output_lock
 
     with output_lock(tmp_path / "out"):
         with pytest.raises(ConfigError, match=r"is in use by another run \(pid \d+ on "):
@@ -234,11 +234,11 @@ def test_editing_log_points_recomputes_instead_of_mixing(tmp_path):
     assert cli(["bandit", str(config), "--quiet"]) == 0
     config.write_text(config.read_text().replace("log_points = 4", "log_points = 8"))
     assert cli(["bandit", str(config), "--quiet"]) == 0
-    from experiments.bandit_runner import fingerprint
+    from ivi_rl.pipeline.bandit_runner import fingerprint
 
     with np.load(next((tmp_path / "out" / "results").rglob("*.npz"))) as z:
         stored = str(z["fingerprint"])
-    from experiments.bandit_config import load_config
+    from ivi_rl.pipeline.bandit_config import load_config
 
     c = load_config(config)
     assert stored == fingerprint(c.datasets[0], c.agents[0], 40, 0, 8)
@@ -269,7 +269,7 @@ def test_wheel_env_refuses_a_zero_horizon():
 
 
 def test_a_truncated_npz_is_named(tmp_path):
-    from envs.loaders import read_npz
+    from ivi_rl.envs.loaders import read_npz
 
     good = tmp_path / "m.npz"
     np.savez(good, contexts=np.zeros((4, 2)), rewards=np.zeros((4, 3)))

@@ -1,7 +1,7 @@
 """The front door for bandit agents: run one on a problem, or drive it yourself.
 
-    import envs
-    from agents.bandits import run_agent
+    from ivi_rl import envs
+    from ivi_rl.agents.bandits import run_agent
 
     problem = envs.ClassificationProblem(x, y)  # your labelled data; or ArraysProblem(X, R)
     result = run_agent("ivi_ts", problem, horizon=2000, seeds=[0, 1, 2])
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-import envs
+from ivi_rl import envs
 
 from .base import BanditAgent
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from ivi_rl.agents.bandits import AGENTS, make_agent
+from ivi_rl.agents.bandits.linear_posterior import LinearPosterior
+from ivi_rl.agents.bandits.streams import TrialStreams
 
-import envs
-from agents.bandits import AGENTS, make_agent
-from agents.bandits.linear_posterior import LinearPosterior
-from agents.bandits.streams import TrialStreams
+from ivi_rl import envs
 
 FAST = {"hidden": [32, 32], "train_every": 20, "train_steps": 30, "batch_size": 64}
 PROBLEM = envs.make_problem("linear", context_dim=4, num_actions=3)
@@ -182,7 +182,7 @@ def test_per_model_gradient_clipping_is_the_same_batched_or_alone():
     batch (a reduction over a stacked [layers, models] tensor summed in an order that did,
     so batched and lone runs of the point-estimate baselines drifted apart by an ulp and,
     hundreds of steps later, in their decisions; measured 298 of 800 norms off)."""
-    from agents.bandits.models import clip_grad_norm_per_model
+    from ivi_rl.agents.bandits.models import clip_grad_norm_per_model
 
     gen = torch.Generator().manual_seed(0)
     shapes = [(4, 100, 2), (4, 100, 100), (4, 5, 100), (4, 100), (4, 100), (4, 5)]

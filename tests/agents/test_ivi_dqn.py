@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.wrappers import FlattenObservation
+from ivi_rl.agents import IVIDQN
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
-import envs
 import ivi_rl
-from agents import IVIDQN
+from ivi_rl import envs
 
 SMALL = dict(
     learning_rate=1e-3,
@@ -331,7 +331,7 @@ def _deep_sea_solve_episode(
     whose N = 8 runs RESULTS.md reports); the env is taken from the sweep's first size."""
     import dataclasses
 
-    from experiments.rl import RLTask, _paths, execute_rl, load_rl_config
+    from ivi_rl.pipeline.rl import RLTask, _paths, execute_rl, load_rl_config
 
     config = load_rl_config(
         Path(__file__).parents[2] / "experiments" / (config or "ablations/deep_sea_input.toml"),
@@ -386,7 +386,7 @@ def test_deep_sea_8_ivi_dqn_solves_it_and_epsilon_greedy_dqn_does_not(seed, tmp_
 @pytest.mark.slow
 def test_deep_sea_8_randomized_priors_solve_it():
     """BootstrappedDQN with randomized priors solved N = 8 in every seed of the ablations."""
-    from agents import BootstrappedDQN
+    from ivi_rl.agents import BootstrappedDQN
 
     boot_env = deep_sea(8)
     BootstrappedDQN("MlpPolicy", boot_env, seed=0).learn(total_timesteps=8 * 500)

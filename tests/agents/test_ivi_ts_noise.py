@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from agents.bandits import make_agent
-from agents.bandits.noise import NeighbourNoise
+from ivi_rl.agents.bandits import make_agent
+from ivi_rl.agents.bandits.noise import NeighbourNoise
 
 from .test_bandit_agents import run
 

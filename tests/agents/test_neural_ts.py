@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from agents.bandits import make_agent
-from agents.bandits.streams import TrialStreams
+from ivi_rl.agents.bandits import make_agent
+from ivi_rl.agents.bandits.streams import TrialStreams
 
 SETTINGS = {"hidden": [8, 8], "train_every": 10, "train_steps": 5, "batch_size": 8}
 

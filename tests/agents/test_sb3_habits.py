@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import pytest
-
-from agents import IVIDQN, BootstrappedDQN, NoisyDQN
+from ivi_rl.agents import IVIDQN, BootstrappedDQN, NoisyDQN
 
 
 @pytest.mark.parametrize("cls", [IVIDQN, BootstrappedDQN, NoisyDQN])

@@ -8,7 +8,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import envs
+from ivi_rl import envs
 
 SYNTHETIC = {"Wheel": {"delta": 0.9}, "Linear": {}, "SparseLinear": {}, "NeuralUCB": {}}
 SHARED_FILES = {"Mushroom", "Statlog", "Financial", "Jester"}

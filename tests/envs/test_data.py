@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from envs import ChecksumError, DataFile, MissingDataError, data_dir, data_path, make_problem
-from envs import data as data_module
-from envs._lzw import decompress_z
-from envs.loaders import read_npz
+from ivi_rl.envs import ChecksumError, DataFile, MissingDataError, data_dir, data_path, make_problem
+from ivi_rl.envs import data as data_module
+from ivi_rl.envs._lzw import decompress_z
+from ivi_rl.envs.loaders import read_npz
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FIXTURE_SHA = "205fac96121e38773281bd88607efabd4f3c8cbdb3ffe393f08e0f4da16179c7"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from envs import ClassificationProblem, MushroomProblem, make_problem
-from envs.loaders import read_adult, read_census, read_covertype, read_mushroom
+from ivi_rl.envs import ClassificationProblem, MushroomProblem, make_problem
+from ivi_rl.envs.loaders import read_adult, read_census, read_covertype, read_mushroom
 
 MUSHROOM_ROWS = [
     "e,x,s,y,t,a,f,c,b,k,e,c,s,s,w,w,p,w,o,p,n,n,g",
@@ -81,7 +80,7 @@ def test_statlog_rows_are_z_scored_one_hot_bandit_rows(tmp_path):
     )
     (tmp_path / "statlog").mkdir()
     np.savetxt(tmp_path / "statlog" / "shuttle.trn", raw, fmt="%d")
-    from envs.loaders import read_statlog
+    from ivi_rl.envs.loaders import read_statlog
 
     x, y = read_statlog(tmp_path / "statlog" / "shuttle.trn")
     problem = ClassificationProblem(x, y, num_actions=7, name="statlog")

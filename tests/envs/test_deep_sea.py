@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
-
-from envs import DeepSeaEnv, deep_sea_score, optimal_return, solve_episode
+from ivi_rl.envs import DeepSeaEnv, deep_sea_score, optimal_return, solve_episode
 
 
 def _run(env, policy):

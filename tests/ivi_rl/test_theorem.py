@@ -19,8 +19,8 @@ so it is asserted below 1e-6 against a prior-to-limit distance of order 1.
 import pytest
 import torch
 
-from experiments.ivi_regression import fit_linear
 from ivi_rl import layer_gaussian, linear_ivi_limit, wasserstein2
+from ivi_rl.demo import fit_linear
 
 P, N = 50, 10
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.bandit_config import load_config
+from ivi_rl.pipeline.bandit_config import load_config
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 

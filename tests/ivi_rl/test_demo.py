@@ -1,4 +1,4 @@
-from experiments.ivi_regression import main, spread_demo
+from ivi_rl.demo import main, spread_demo
 
 
 def test_spread_collapses_on_the_data_and_stays_wide_away_from_it(tmp_path):

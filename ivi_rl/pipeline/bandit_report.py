@@ -170,8 +170,8 @@ def _write_hparams(writer, dataset: str, agent, row: dict) -> None:
     so TensorBoard's HParams table lists, filters and sorts the agents."""
     from torch.utils.tensorboard.summary import hparams
 
-    from agents.bandits import AGENTS
-    from agents.bandits.base import build_settings
+    from ivi_rl.agents.bandits import AGENTS
+    from ivi_rl.agents.bandits.base import build_settings
 
     settings = build_settings(AGENTS[agent.name].settings_class, agent.name, dict(agent.settings))
     params = {"dataset": dataset, "agent": agent.name, "label": agent.label}

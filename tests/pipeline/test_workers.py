@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent(
     import os, sys, time
     from pathlib import Path
 
-    from experiments.bandit_runner import run_tasks
+    from ivi_rl.pipeline.bandit_runner import run_tasks
 
     def slow(task, progress):
         Path(sys.argv[1], f"worker_{os.getpid()}").touch()
@@ -72,7 +72,7 @@ def test_workers_exit_when_the_runner_is_killed(tmp_path):
 
 PROGRESS_SCRIPT = textwrap.dedent(
     """
-    from experiments.bandit_runner import run_tasks
+    from ivi_rl.pipeline.bandit_runner import run_tasks
 
     def steps(task, progress):
         for _ in range(task):

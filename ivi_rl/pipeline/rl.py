@@ -46,8 +46,8 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
 
-import envs
-from agents import IVIDQN, BootstrappedDQN, NoisyDQN
+from ivi_rl import envs
+from ivi_rl.agents import IVIDQN, BootstrappedDQN, NoisyDQN
 from ivi_rl.checks import resolve_device
 
 from .atomic import (

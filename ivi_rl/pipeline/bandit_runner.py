@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-import envs
-from agents.bandits import make_agent, play
+from ivi_rl import envs
+from ivi_rl.agents.bandits import make_agent, play
 
 from .atomic import fingerprint_of, stored_fingerprint_matches, write_npz
 from .bandit_config import AgentSpec, BanditConfig, DatasetSpec

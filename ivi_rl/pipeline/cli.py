@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from experiments import ivi_regression
+from ivi_rl import demo as ivi_regression
 
 
 def _reporting_config_errors(prog: str, run) -> int:
     """Run; a config that cannot run is one line on stderr and exit status 2, a run whose
     numbers stopped being finite one line and exit status 1."""
-    from experiments.configs import ConfigError
+    from ivi_rl.pipeline.configs import ConfigError
 
     try:
         run()
@@ -44,7 +44,7 @@ def _add_run_arguments(p: argparse.ArgumentParser, example: str) -> None:
 
 
 def _bandit(argv: list[str]) -> int:
-    from experiments.bandit import run_bandit
+    from ivi_rl.pipeline.bandit import run_bandit
 
     p = argparse.ArgumentParser(
         prog="ivi-rl bandit", description="Run a bandit benchmark config.", allow_abbrev=False
@@ -71,7 +71,7 @@ def _bandit(argv: list[str]) -> int:
 
 
 def _rl(argv: list[str]) -> int:
-    from experiments.rl import run_rl
+    from ivi_rl.pipeline.rl import run_rl
 
     p = argparse.ArgumentParser(
         prog="ivi-rl rl", description="Run an RL benchmark config.", allow_abbrev=False

@@ -1,6 +1,6 @@
 """IVI regression demo: the Wasserstein check and uncertainty away from the data.
 
-    python -m experiments.ivi_regression [--out DIR] [--quiet]
+    ivi-rl demo [--out DIR] [--quiet]
 
 Part 1 trains an overparametrised linear model (P = 50 weights, N = 10 points, full-rank
 factor covariance) by SGD on the expected loss, one weight sample per step, from the prior,

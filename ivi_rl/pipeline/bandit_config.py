@@ -30,8 +30,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import envs
-from agents.bandits import make_agent
+from ivi_rl import envs
+from ivi_rl.agents.bandits import make_agent
 from ivi_rl.checks import resolve_device
 
 from .configs import (

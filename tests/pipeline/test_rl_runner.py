@@ -9,10 +9,10 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from experiments.bandit_config import ConfigError
-from experiments.cli import main as cli
-from experiments.configs import AgentSpec
-from experiments.rl import build_agent, load_rl_config, make_env, run_rl
+from ivi_rl.pipeline.bandit_config import ConfigError
+from ivi_rl.pipeline.cli import main as cli
+from ivi_rl.pipeline.configs import AgentSpec
+from ivi_rl.pipeline.rl import build_agent, load_rl_config, make_env, run_rl
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 TINY = """

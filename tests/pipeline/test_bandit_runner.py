@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from experiments.bandit import run_bandit
-from experiments.bandit_config import ConfigError, load_config
-from experiments.bandit_runner import TAGS, plan, result_path
-from experiments.cli import main as cli
+from ivi_rl.pipeline.bandit import run_bandit
+from ivi_rl.pipeline.bandit_config import ConfigError, load_config
+from ivi_rl.pipeline.bandit_runner import TAGS, plan, result_path
+from ivi_rl.pipeline.cli import main as cli
 
 TINY = """
 horizon = 120
@@ -186,7 +186,7 @@ def test_equal_seeds_give_identical_curves_vectorized_or_not(tmp_path, finished)
 )
 def test_bad_configs_fail_before_any_run(tmp_path, monkeypatch, edit, match):
     monkeypatch.setenv("IVI_RL_DATA", str(tmp_path / "no-data"))
-    monkeypatch.setattr("envs.data.urllib.request.urlopen", _offline)
+    monkeypatch.setattr("ivi_rl.envs.data.urllib.request.urlopen", _offline)
     config = write_config(tmp_path, edit(TINY))
     with pytest.raises(ConfigError, match=match):
         run_bandit(config, quiet=True)
@@ -254,7 +254,7 @@ def test_tensorboard_compare_layout_has_one_margin_chart_per_dataset(finished):
     seeds' curves."""
     from tensorboard.plugins.custom_scalar import layout_pb2
 
-    from experiments.bandit_report import compare_tags
+    from ivi_rl.pipeline.bandit_report import compare_tags
 
     tmp, _, _ = finished
     layouts = []
@@ -302,8 +302,9 @@ def test_tensorboard_hparams_list_each_agents_settings_and_final_numbers(finishe
 def test_the_front_door_gives_the_runners_results(finished):
     """agents.bandits.run_agent on the same problem, seeds and settings reproduces the
     benchmark runner's stored regret exactly (one loop, agents.bandits.play, serves both)."""
-    import envs
-    from agents.bandits import run_agent
+    from ivi_rl.agents.bandits import run_agent
+
+    from ivi_rl import envs
 
     tmp, _, _ = finished
     settings = {"hidden": [16, 16], "train_every": 20, "train_steps": 10, "batch_size": 32}
