@@ -20,7 +20,7 @@ import time
 import torch
 
 from ivi_rl.pipeline.configs import AgentSpec, ConfigError
-from ivi_rl.pipeline.rl import EnvSpec, build_agent, load_rl_config, make_env
+from ivi_rl.pipeline.rl_config import EnvSpec, build_agent, load_rl_config, make_env
 
 
 def time_agent(env: EnvSpec, agent: AgentSpec, steps: int) -> float:

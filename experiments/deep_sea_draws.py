@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from ivi_rl.pipeline.configs import ConfigError
-from ivi_rl.pipeline.rl import EpisodeLogger, build_agent, load_rl_config, make_env
+from ivi_rl.pipeline.rl_config import build_agent, load_rl_config, make_env
+from ivi_rl.pipeline.rl_runner import EpisodeLogger
 
 
 @dataclasses.dataclass(frozen=True)

@@ -191,7 +191,7 @@ def test_cli_bad_paths_and_labels_are_one_line_with_exit_status_2(tmp_path, caps
 
 
 def test_rl_labels_follow_the_same_rule(tmp_path):
-    from ivi_rl.pipeline.rl import load_rl_config
+    from ivi_rl.pipeline.rl_config import load_rl_config
 
     path = tmp_path / "rl.toml"
     path.write_text(

@@ -1,5 +1,6 @@
 """The declared Python minimum is the one the code and the linter are held to."""
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -17,7 +18,13 @@ def test_declared_minimum_matches_the_linter_target_and_this_interpreter():
 
 
 def _build_wheel(tmp_path: Path) -> Path:
-    root = Path(__file__).resolve().parents[1]
+    # built from a copy: setuptools leaves build/ and *.egg-info beside the sources it builds
+    root = tmp_path / "src"
+    shutil.copytree(
+        Path(__file__).resolve().parents[1],
+        root,
+        ignore=shutil.ignore_patterns(".*", "build", "runs", "*.egg-info", "__pycache__"),
+    )
     subprocess.run(
         [
             sys.executable,

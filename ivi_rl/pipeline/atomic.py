@@ -15,6 +15,7 @@ import numpy as np
 
 __all__ = [
     "fingerprint_of",
+    "npz_bytes",
     "read_existing_npz",
     "stored_fingerprint_matches",
     "write_bytes",
@@ -59,10 +60,15 @@ def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode())
 
 
-def write_npz(path: Path, **arrays: np.ndarray) -> None:
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    """The bytes of an ``.npz`` file holding ``arrays``."""
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_npz(path: Path, **arrays: np.ndarray) -> None:
+    write_bytes(path, npz_bytes(**arrays))
 
 
 def read_existing_npz(paths: Iterable[Path]) -> list[dict[str, np.ndarray]]:

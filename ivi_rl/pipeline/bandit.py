@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .bandit_config import BanditConfig, load_config
-from .bandit_report import report
-from .bandit_runner import is_silent, plan, run_with_progress, tensorboard_command
-from .lock import output_lock
+from .bandit_runner import BanditRunner
+from .pipeline import run_pipeline
 
 __all__ = ["run_bandit"]
 
@@ -23,12 +22,15 @@ def run_bandit(
     data_dir: str | Path | None = None,
     workers: int | None = None,
     vectorize: bool | None = None,
+    executor: str | None = None,
+    address: str | None = None,
     quiet: bool = False,
 ) -> list[dict]:
     """Validate, run what is not finished yet, and write the report; returns the summary rows.
 
-    Rerunning into the same ``out`` skips finished runs (resume). ``quiet`` (or the ``CI``
-    environment variable) silences the progress bar.
+    Rerunning into the same ``out`` skips finished runs (resume). ``executor`` (in_process,
+    local, ray) and ``address`` (a Ray cluster's) override the config's. ``quiet`` (or the
+    ``CI`` environment variable) silences the progress bar.
     """
     if not isinstance(config, BanditConfig):
         config = load_config(
@@ -40,16 +42,7 @@ def run_bandit(
             data_dir=None if data_dir is None else str(data_dir),
             workers=workers,
             vectorize=vectorize,
+            executor_kind=executor,
+            executor_address=address,
         )
-    with output_lock(config.out):
-        tasks = plan(config)
-        total = sum(len(t.seeds) * t.horizon for t in tasks)
-        silent = is_silent(quiet)
-        run_with_progress(tasks, total, config.workers, "bandit runs", silent)
-        rows = report(config)
-    if not silent:
-        print(
-            f"wrote {config.out}/summary.md and {config.out}/regret.png; "
-            f"TensorBoard: {tensorboard_command()} --logdir {config.out}/tb"
-        )
-    return rows
+    return run_pipeline(BanditRunner, config, quiet)

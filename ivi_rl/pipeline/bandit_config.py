@@ -4,7 +4,8 @@
     seeds = 5                 # a count (seeds 0..4) or a list
     device = "cpu"
     out = "runs/default"
-    workers = 2               # parallel processes (default: CPU count)
+    workers = 2               # local pool processes (default: CPU count)
+    executor = "local"        # or "in_process", "ray", or a table: see configs.executor_spec
     vectorize = true          # run the seeds of one (dataset, agent) as one batch
     log_points = 100          # TensorBoard points per run
 
@@ -40,6 +41,7 @@ from .configs import (
     check_known_keys,
     check_label,
     check_unique_labels,
+    executor_spec,
     load_toml_config,
     out_folder,
     positive,
@@ -47,6 +49,7 @@ from .configs import (
     tables,
     typed,
 )
+from .executors import ExecutorSpec
 
 __all__ = ["AgentSpec", "BanditConfig", "ConfigError", "DatasetSpec", "load_config"]
 
@@ -56,6 +59,7 @@ TOP_LEVEL = {
     "device",
     "out",
     "workers",
+    "executor",
     "vectorize",
     "log_points",
     "datasets",
@@ -80,7 +84,7 @@ class BanditConfig:
     out: Path
     horizon: int | None = None
     device: str = "cpu"
-    workers: int | None = None
+    executor: ExecutorSpec = dataclasses.field(default_factory=ExecutorSpec)
     vectorize: bool = True
     log_points: int = 100
     data_dir: str | None = None
@@ -109,7 +113,7 @@ def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> BanditConfig:
         out=out_folder(raw, "runs/bandit"),
         horizon=positive(raw.get("horizon"), "horizon"),
         device=typed(raw, "device", str, "cpu"),
-        workers=positive(raw.get("workers"), "workers"),
+        executor=executor_spec(raw),
         vectorize=typed(raw, "vectorize", bool, True),
         log_points=positive(raw.get("log_points", 100), "log_points"),
         data_dir=raw.get("data_dir"),
@@ -142,7 +146,7 @@ def _check_memory(where: str, config: BanditConfig, horizon: int, problem) -> No
     agent's buffer (float32 contexts)."""
     group = len(config.seeds) if config.vectorize else 1
     tasks = len(config.agents) * len(config.seeds) // group
-    concurrent = min(config.workers or os.cpu_count() or 1, tasks)
+    concurrent = min(config.executor.workers or os.cpu_count() or 1, tasks)
     d, k = problem.context_dim, problem.num_actions
     need = concurrent * group * horizon * (8 * d + 12 * k + 16)
     have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import read_existing_npz, write_bytes, write_text
+from .atomic import write_bytes, write_text
 from .bandit_config import BanditConfig
-from .bandit_runner import result_path, run_dir
+from .store import figure_bytes, load_runs
 
 __all__ = ["COLUMNS", "COMPARE", "compare_tags", "report"]
 
@@ -32,13 +32,12 @@ COLUMNS = [
 
 
 def _load(config: BanditConfig) -> dict[tuple[str, str], list[dict[str, np.ndarray]]]:
-    return {
-        (ds.label, ag.label): read_existing_npz(
-            result_path(config.out, ds.label, ag.label, seed) for seed in config.seeds
-        )
-        for ds in config.datasets
-        for ag in config.agents
-    }
+    return load_runs(
+        config.out,
+        [d.label for d in config.datasets],
+        [a.label for a in config.agents],
+        config.seeds,
+    )
 
 
 def _rows(config: BanditConfig, runs) -> list[dict]:
@@ -140,7 +139,7 @@ def _write_mean_runs(config: BanditConfig, runs, rows: list[dict]) -> None:
     for (ds, ag), found in runs.items():
         if not found:
             continue
-        path = run_dir(config.out, "tb", ds, ag) / "mean"
+        path = config.out / "tb" / ds / ag / "mean"
         shutil.rmtree(path, ignore_errors=True)
         with SummaryWriter(str(path)) as writer:
             curves = np.array([r["cumulative_regret"] for r in found])
@@ -217,10 +216,7 @@ def _plot(config: BanditConfig, runs) -> None:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    write_bytes(config.out / "regret.png", buffer.getvalue())
+    write_bytes(config.out / "regret.png", figure_bytes(fig))
 
 
 def report(config: BanditConfig) -> list[dict]:

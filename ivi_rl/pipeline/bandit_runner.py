@@ -1,9 +1,9 @@
-"""The bandit benchmark runner: the Showdown loop over datasets x agents x seeds.
+"""The bandit benchmark's tasks: the Showdown loop over datasets x agents x seeds.
 
 Within a trial every agent sees the same contexts and reward draws (a trial is a function of
 the dataset settings, the horizon and the seed). Seeds of one (dataset, agent) run as one
 batched computation when ``vectorize`` is on (the agents are batched over trials), otherwise
-one at a time; tasks run in parallel worker processes.
+one at a time; tasks run on the config's executor and hand their files back to the driver.
 
 Output directory:
     tb/<dataset>/<agent>/seed_<s>/   TensorBoard run per trial (same tags for every agent)
@@ -15,28 +15,23 @@ Output directory:
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
-import os
-import shutil
-import sys
-import threading
+import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from queue import Empty
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ivi_rl import envs
 from ivi_rl.agents.bandits import make_agent, play
 
-from .atomic import fingerprint_of, stored_fingerprint_matches, write_npz
+from .atomic import fingerprint_of, npz_bytes, stored_fingerprint_matches
 from .bandit_config import AgentSpec, BanditConfig, DatasetSpec
+from .pipeline import tensorboard_command
+from .store import TaskOutput, folder_files, run_paths
 
-__all__ = ["TAGS", "Task", "plan", "run_tasks"]
+__all__ = ["TAGS", "BanditRunner", "Task", "execute", "plan"]
 
 TAGS = (
     "regret/cumulative",
@@ -59,17 +54,12 @@ class Task:
     horizon: int
     device: str
     log_points: int
-    out: Path
     data_dir: str | None
 
 
-def run_dir(out: Path, kind: str, dataset: str, agent: str, seed: int | None = None) -> Path:
-    base = Path(out) / kind / dataset / agent
-    return base if seed is None else base / f"seed_{seed}"
-
-
 def result_path(out: Path, dataset: str, agent: str, seed: int) -> Path:
-    return Path(out) / "results" / dataset / agent / f"seed_{seed}.npz"
+    """Where a trial's result file lies below the output folder ``out``."""
+    return Path(out) / run_paths(dataset, agent, seed)[1]
 
 
 def fingerprint(
@@ -113,7 +103,6 @@ def plan(config: BanditConfig) -> list[Task]:
                             horizon,
                             config.device,
                             config.log_points,
-                            config.out,
                             config.data_dir,
                         )
                     )
@@ -124,8 +113,14 @@ def log_steps(horizon: int, points: int) -> np.ndarray:
     return np.unique(np.linspace(1, horizon, min(points, horizon)).round().astype(int))
 
 
-def execute(task: Task, progress: Callable[[int], None] = lambda n: None) -> None:
-    """Run one task: S trials of one agent on one dataset, as one batch."""
+def execute(task: Task, progress: Callable[[int], None] = lambda n: None) -> TaskOutput:
+    """Run one task, S trials of one agent on one dataset as one batch; returns the trials'
+    TensorBoard runs and result files for the driver to store."""
+    with tempfile.TemporaryDirectory(prefix="ivi_rl_task_") as scratch:
+        return _execute(task, progress, Path(scratch))
+
+
+def _execute(task: Task, progress: Callable[[int], None], scratch: Path) -> TaskOutput:
     from torch.utils.tensorboard import SummaryWriter
 
     start = time.perf_counter()
@@ -143,11 +138,8 @@ def execute(task: Task, progress: Callable[[int], None] = lambda n: None) -> Non
         device=device,
         **task.agent.settings,
     )
-    writers = []
-    for seed in task.seeds:
-        path = run_dir(task.out, "tb", task.dataset.label, task.agent.label, seed)
-        shutil.rmtree(path, ignore_errors=True)  # a killed run's partial events are redone
-        writers.append(SummaryWriter(str(path)))
+    paths = [run_paths(task.dataset.label, task.agent.label, s) for s in task.seeds]
+    writers = [SummaryWriter(str(scratch / tb)) for tb, _ in paths]
     log = _Logger(trials, agent, writers)
 
     def on_mark(t: int, actions: torch.Tensor) -> None:
@@ -157,10 +149,11 @@ def execute(task: Task, progress: Callable[[int], None] = lambda n: None) -> Non
     marks = log_steps(task.horizon, task.log_points).tolist()
     play(agent, contexts, rewards, marks=marks, on_mark=on_mark)
     wall = (time.perf_counter() - start) / len(task.seeds)
-    for i, seed in enumerate(task.seeds):
+    files, results = {}, {}
+    for i, (seed, (tb, result)) in enumerate(zip(task.seeds, paths, strict=True)):
         writers[i].close()
-        write_npz(
-            result_path(task.out, task.dataset.label, task.agent.label, seed),
+        files.update(folder_files(scratch / tb, tb))
+        results[result] = npz_bytes(
             fingerprint=np.array(
                 fingerprint(task.dataset, task.agent, task.horizon, seed, task.log_points)
             ),
@@ -170,6 +163,8 @@ def execute(task: Task, progress: Callable[[int], None] = lambda n: None) -> Non
             optimal_fraction=np.array(log.optimal[i]),
             wall_s=np.array(wall),
         )
+    # a redone trial's old events go; the result files, the resume keys, are written last
+    return TaskOutput({**files, **results}, clear=tuple(tb for tb, _ in paths))
 
 
 class _Logger:
@@ -225,89 +220,29 @@ class _Logger:
         return values.std(0).double().cpu().numpy()
 
 
-_progress_queue = None  # a worker's queue for step counts, set by _init_worker
+class BanditRunner:
+    """The bandit benchmark's part of the pipeline (see :mod:`ivi_rl.pipeline.pipeline`)."""
 
+    name = "bandit runs"
+    run_task = staticmethod(execute)
 
-def _init_worker(parent: int, queue, poll_s: float = 1.0) -> None:
-    """Worker initializer: keep the progress queue (a multiprocessing queue can only be handed
-    over at process start) and exit when the runner that started us is gone. A runner killed
-    by SIGTERM (not Ctrl-C, which reaches the whole process group) would otherwise leave its
-    workers running, using the CPU and writing results nobody asked for."""
-    global _progress_queue
-    _progress_queue = queue
-    torch.set_num_threads(1)
+    @staticmethod
+    def plan(config: BanditConfig) -> list[Task]:
+        return plan(config)
 
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(poll_s)
-        os._exit(1)
+    @staticmethod
+    def steps(task: Task) -> int:
+        return len(task.seeds) * task.horizon
 
-    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+    @staticmethod
+    def report(config: BanditConfig) -> list[dict]:
+        from .bandit_report import report
 
+        return report(config)
 
-def _worker(run: Callable, task) -> None:
-    run(task, _progress_queue.put)
-
-
-def run_tasks(
-    tasks: list, workers: int, progress: Callable[[int], None], run: Callable = execute
-) -> None:
-    """Run ``run(task, progress)`` for every task, inline (one worker) or in spawned processes
-    (``run`` must be a module-level function), reporting steps to ``progress``."""
-    if workers <= 1 or len(tasks) <= 1:
-        for task in tasks:
-            run(task, progress)
-        return
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    init = (os.getpid(), queue)
-    with ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=init) as pool:
-        futures = {pool.submit(_worker, run, task) for task in tasks}
-        try:
-            while futures:
-                finished, futures = wait(futures, timeout=0.5, return_when=FIRST_COMPLETED)
-                _drain(queue, progress)
-                for future in finished:
-                    future.result()  # re-raise a worker's error here
-        except BaseException:
-            for future in futures:  # a failed task stops the run: start nothing new
-                future.cancel()
-            raise
-    _drain(queue, progress)
-
-
-def _drain(queue, progress: Callable[[int], None]) -> None:
-    while True:
-        try:
-            progress(queue.get_nowait())
-        except Empty:
-            return
-
-
-def tensorboard_command() -> str:
-    """How to start TensorBoard from this Python: its script next to the interpreter (a venv's
-    bin/, not on PATH outside it) when present, else ``python -m tensorboard.main``."""
-    script = Path(sys.executable).parent / "tensorboard"
-    return str(script) if script.exists() else f"{sys.executable} -m tensorboard.main"
-
-
-def is_silent(quiet: bool) -> bool:
-    """Progress bars and closing messages are off under ``quiet`` or in CI (``$CI`` set)."""
-    return quiet or bool(os.environ.get("CI"))
-
-
-def run_with_progress(
-    tasks: list,
-    total: int,
-    workers: int | None,
-    desc: str,
-    silent: bool,
-    run: Callable = execute,
-) -> None:
-    """:func:`run_tasks` behind a progress bar counting ``total`` steps."""
-    with tqdm(total=total, unit="step", desc=desc, disable=silent, smoothing=0.05) as bar:
-        run_tasks(tasks, workers or default_workers(tasks), bar.update, run)
-
-
-def default_workers(tasks: list) -> int:
-    return max(1, min(len(tasks), os.cpu_count() or 1))
+    @staticmethod
+    def closing(config: BanditConfig) -> str:
+        return (
+            f"wrote {config.out}/summary.md and {config.out}/regret.png; "
+            f"TensorBoard: {tensorboard_command()} --logdir {config.out}/tb"
+        )

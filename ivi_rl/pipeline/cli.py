@@ -2,7 +2,9 @@
 
     ivi-rl bandit CONFIG [--out DIR] [--seeds N] [--horizon N] [--device cpu|cuda]
                          [--data-dir DIR] [--workers N] [--no-vectorize] [--quiet]
+                         [--executor in_process|local|ray] [--address HOST:PORT]
     ivi-rl rl CONFIG [--out DIR] [--seeds N] [--device cpu|cuda] [--workers N] [--quiet]
+                     [--executor in_process|local|ray] [--address HOST:PORT]
     ivi-rl demo [--out DIR] [--no-plot]
 
 A config that cannot run (unknown agent or dataset, bad setting, missing data file) is
@@ -39,7 +41,12 @@ def _add_run_arguments(p: argparse.ArgumentParser, example: str) -> None:
     p.add_argument("--out", help="output directory (default: the config's 'out')")
     p.add_argument("--seeds", type=int, help="use seeds 0..N-1")
     p.add_argument("--device", help="'cpu' or 'cuda'")
-    p.add_argument("--workers", type=int, help="parallel processes (default: CPU count)")
+    p.add_argument("--workers", type=int, help="local pool processes (default: CPU count)")
+    p.add_argument(
+        "--executor",
+        help="where tasks run: in_process, local (a process pool, the default) or ray",
+    )
+    p.add_argument("--address", help="Ray cluster address (host:port), with --executor ray")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -65,6 +72,8 @@ def _bandit(argv: list[str]) -> int:
             data_dir=args.data_dir,
             workers=args.workers,
             vectorize=False if args.no_vectorize else None,
+            executor=args.executor,
+            address=args.address,
             quiet=args.quiet,
         ),
     )
@@ -86,6 +95,8 @@ def _rl(argv: list[str]) -> int:
             seeds=args.seeds,
             device=args.device,
             workers=args.workers,
+            executor=args.executor,
+            address=args.address,
             quiet=args.quiet,
         ),
     )

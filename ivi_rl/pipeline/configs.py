@@ -9,11 +9,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .executors import ExecutorKind, ExecutorSpec
+
 __all__ = [
     "AgentSpec",
     "ConfigError",
     "check_known_keys",
     "check_unique_labels",
+    "executor_spec",
     "load_toml_config",
     "positive",
     "seeds",
@@ -148,3 +151,52 @@ def check_unique_labels(kind: str, labels: list[str]) -> None:
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
         raise ConfigError(f"{kind} labels {dupes} appear twice; give each a unique 'label'")
+
+
+EXECUTOR_KEYS = {"kind", "address", "cpus_per_task", "gpus_per_task", "max_retries"}
+
+
+def executor_spec(raw: dict[str, Any]) -> ExecutorSpec:
+    """The config's executor: ``executor = "ray"`` or a table ``[executor]`` with ``kind``
+    (in_process, local, ray), ``address``, ``cpus_per_task``, ``gpus_per_task`` and
+    ``max_retries``; the top-level ``workers`` sizes the local pool. The command line's
+    ``--executor``/``--address`` arrive as ``executor_kind``/``executor_address``."""
+    value = raw.get("executor", {})
+    table = {"kind": value} if isinstance(value, str) else value
+    if not isinstance(table, dict):
+        raise ConfigError(
+            f"executor={value!r} is not accepted; accepted: one of "
+            f"{', '.join(ExecutorKind)} or a table with keys {sorted(EXECUTOR_KEYS)}"
+        )
+    unknown = set(table) - EXECUTOR_KEYS
+    if unknown:
+        raise ConfigError(
+            f"executor: unknown keys {sorted(unknown)}; accepted: {sorted(EXECUTOR_KEYS)}"
+        )
+    kind = raw.get("executor_kind", table.get("kind", "local"))
+    if kind not in set(ExecutorKind):
+        raise ConfigError(f"executor={kind!r} is not accepted; accepted: {', '.join(ExecutorKind)}")
+    address = raw.get("executor_address", table.get("address"))
+    if address is not None and (kind != ExecutorKind.RAY or not isinstance(address, str)):
+        raise ConfigError(
+            f"address={address!r} is not accepted with executor={kind!r}; accepted: a Ray "
+            "cluster address (host:port or 'auto') with executor='ray'"
+        )
+    gpus = table.get("gpus_per_task", 0)
+    if isinstance(gpus, bool) or not isinstance(gpus, int | float) or not 0 <= gpus:
+        raise ConfigError(f"executor.gpus_per_task={gpus!r} must be a number >= 0")
+    retries = table.get("max_retries", 3)
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError(f"executor.max_retries={retries!r} must be an int >= 0")
+    if kind == ExecutorKind.RAY:
+        from .ray_executor import require_ray
+
+        require_ray()
+    return ExecutorSpec(
+        kind=ExecutorKind(kind),
+        workers=positive(raw.get("workers"), "workers"),
+        address=address,
+        cpus_per_task=positive(table.get("cpus_per_task", 1), "executor.cpus_per_task"),
+        gpus_per_task=float(gpus),
+        max_retries=retries,
+    )

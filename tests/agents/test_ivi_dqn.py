@@ -330,8 +330,11 @@ def _deep_sea_solve_episode(
     within ``episodes``), with the agent's settings from ``config`` (by default the ablation
     whose N = 8 runs RESULTS.md reports); the env is taken from the sweep's first size."""
     import dataclasses
+    import io
 
-    from ivi_rl.pipeline.rl import RLTask, _paths, execute_rl, load_rl_config
+    from ivi_rl.pipeline.rl_config import RLTask, load_rl_config
+    from ivi_rl.pipeline.rl_runner import execute_rl
+    from ivi_rl.pipeline.store import run_paths
 
     config = load_rl_config(
         Path(__file__).parents[2] / "experiments" / (config or "ablations/deep_sea_input.toml"),
@@ -346,8 +349,9 @@ def _deep_sea_solve_episode(
     )
     spec = next(a for a in config.agents if a.label == agent)
     task = RLTask(env, spec, seed, config)
-    execute_rl(task)
-    with np.load(_paths(task)[1]) as result:
+    output = execute_rl(task)
+    result_file = run_paths(env.label, spec.label, seed)[1]
+    with np.load(io.BytesIO(output.files[result_file])) as result:
         return None if int(result["solved"]) < 0 else int(result["solved"])
 
 

@@ -12,7 +12,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from ivi_rl.pipeline.bandit_config import ConfigError
 from ivi_rl.pipeline.cli import main as cli
 from ivi_rl.pipeline.configs import AgentSpec
-from ivi_rl.pipeline.rl import build_agent, load_rl_config, make_env, run_rl
+from ivi_rl.pipeline.rl import run_rl
+from ivi_rl.pipeline.rl_config import build_agent, load_rl_config, make_env
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 TINY = """

@@ -1,4 +1,5 @@
-"""Worker processes of the runners do not outlive a killed runner."""
+"""Executors: every task's value reaches the driver, progress counts arrive, and local pool
+workers do not outlive a killed runner."""
 
 from __future__ import annotations
 
@@ -17,14 +18,14 @@ SCRIPT = textwrap.dedent(
     import os, sys, time
     from pathlib import Path
 
-    from ivi_rl.pipeline.bandit_runner import run_tasks
+    from ivi_rl.pipeline.executors import LocalPool
 
     def slow(task, progress):
         Path(sys.argv[1], f"worker_{os.getpid()}").touch()
         time.sleep(120)
 
     if __name__ == "__main__":
-        run_tasks([0, 1], 2, print, run=slow)
+        LocalPool(2).run(slow, [0, 1], print, print)
     """
 )
 
@@ -72,16 +73,17 @@ def test_workers_exit_when_the_runner_is_killed(tmp_path):
 
 PROGRESS_SCRIPT = textwrap.dedent(
     """
-    from ivi_rl.pipeline.bandit_runner import run_tasks
+    from ivi_rl.pipeline.executors import LocalPool
 
     def steps(task, progress):
         for _ in range(task):
             progress(10)
+        return task * 100
 
     if __name__ == "__main__":
-        counts = []
-        run_tasks([1, 2, 3, 4], 2, counts.append, run=steps)
-        print(sum(counts), len(counts))
+        counts, done = [], {}
+        LocalPool(2).run(steps, [1, 2, 3, 4], done.__setitem__, counts.append)
+        print(sum(counts), len(counts), sorted(done.items()))
     """
 )
 
@@ -94,4 +96,4 @@ def test_workers_report_every_progress_count(tmp_path):
         [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["100", "10"]
+    assert out.stdout.strip() == "100 10 [(1, 100), (2, 200), (3, 300), (4, 400)]"

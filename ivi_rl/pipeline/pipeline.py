@@ -1,0 +1,75 @@
+"""One pipeline for both runners: plan -> execute -> store -> report.
+
+A :class:`Runner` says only what differs between the bandit and the RL benchmark: which tasks
+a config still needs (each task's results carry a fingerprint of every setting that changes
+them, so finished tasks are skipped), how one task runs (a module-level function returning a
+:class:`~ivi_rl.pipeline.store.TaskOutput`), how many steps it counts, and the report.
+:func:`run_pipeline` does the rest the same way for both: one run per output folder (a lock),
+tasks on the config's executor, each result stored by this process as it arrives, a progress
+bar over all steps, the report, and a closing line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from tqdm.auto import tqdm
+
+from .executors import Executor, ExecutorSpec, make_executor
+from .lock import output_lock
+from .store import TaskOutput, store
+
+__all__ = ["Runner", "is_silent", "run_pipeline", "tensorboard_command"]
+
+
+class Runner(Protocol):
+    """What a benchmark adds to the pipeline."""
+
+    name: str  # the progress bar's label
+    run_task: Callable[[Any, Callable[[int], None]], TaskOutput]  # a module-level function
+
+    def plan(self, config: Any) -> list: ...
+
+    def steps(self, task: Any) -> int: ...
+
+    def report(self, config: Any) -> list[dict]: ...
+
+    def closing(self, config: Any) -> str: ...
+
+
+def run_pipeline(
+    runner: Runner, config: Any, quiet: bool = False, executor: Executor | None = None
+) -> list[dict]:
+    """Run ``config``'s unfinished tasks on ``executor`` (default: the one ``config.executor``
+    names), store their outputs under ``config.out`` and write the report; returns its rows."""
+    spec: ExecutorSpec = config.executor
+    executor = executor or make_executor(spec)
+    silent = is_silent(quiet)
+    with output_lock(config.out):
+        tasks = runner.plan(config)
+        total = sum(runner.steps(t) for t in tasks)
+        with tqdm(
+            total=total, unit="step", desc=runner.name, disable=silent, smoothing=0.05
+        ) as bar:
+            executor.run(runner.run_task, tasks, lambda _, out: store(config.out, out), bar.update)
+        rows = runner.report(config)
+    if not silent:
+        print(runner.closing(config))
+    return rows
+
+
+def is_silent(quiet: bool) -> bool:
+    """Progress bars and closing messages are off under ``quiet`` or in CI (``$CI`` set)."""
+    return quiet or bool(os.environ.get("CI"))
+
+
+def tensorboard_command() -> str:
+    """How to start TensorBoard from this Python: its script next to the interpreter (a venv's
+    bin/, not on PATH outside it) when present, else ``python -m tensorboard.main``."""
+    import sys
+
+    script = Path(sys.executable).parent / "tensorboard"
+    return str(script) if script.exists() else f"{sys.executable} -m tensorboard.main"

@@ -1,0 +1,222 @@
+"""RL benchmark configs: TOML in, validated dataclasses out; the agents and envs they name.
+
+
+seeds = 3
+out = "runs/deep_sea"
+stop_when_solved = true     # Deep Sea: stop a run at its solve episode (saves compute)
+
+[[envs]]
+id = "ivi_rl/DeepSea-v0"
+label = "deep_sea"
+episodes = 10000            # or: timesteps = 50000
+eval_episodes = 0           # > 0: evaluate the final greedy policy (posterior mean for IVI)
+eval_every = 0              # > 0: also every this many steps (needs eval_episodes)
+sweep = { size = [10, 12] } # one variant per value, labelled deep_sea_10, deep_sea_12
+
+[[agents]]
+name = "ivi_dqn"            # ivi_dqn, bootstrapped_dqn, noisy_dqn, dqn
+learning_rate = 0.001       # algorithm keyword arguments
+policy_kwargs = { net_arch = [50, 50] }  # optimizer_class = "sgd" or "adam" (by name)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+from stable_baselines3 import DQN
+from stable_baselines3.common.monitor import Monitor
+
+from ivi_rl.agents import IVIDQN, BootstrappedDQN, NoisyDQN
+from ivi_rl.checks import resolve_device
+
+from .configs import (
+    AgentSpec,
+    ConfigError,
+    check_known_keys,
+    check_label,
+    check_unique_labels,
+    executor_spec,
+    load_toml_config,
+    out_folder,
+    positive,
+    seeds,
+    tables,
+    typed,
+)
+from .executors import ExecutorSpec
+
+__all__ = [
+    "ALGORITHMS",
+    "OPTIMIZERS",
+    "EnvSpec",
+    "RLConfig",
+    "RLTask",
+    "build_agent",
+    "load_rl_config",
+    "make_env",
+]
+
+ALGORITHMS = {
+    "ivi_dqn": IVIDQN,
+    "bootstrapped_dqn": BootstrappedDQN,
+    "noisy_dqn": NoisyDQN,
+    "dqn": DQN,
+}
+OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+"""Optimizers a TOML config names in ``policy_kwargs.optimizer_class`` (those with a muP rule)."""
+TOP_LEVEL = {
+    "seeds",
+    "out",
+    "device",
+    "workers",
+    "executor",
+    "stop_when_solved",
+    "envs",
+    "agents",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvSpec:
+    label: str
+    id: str
+    kwargs: dict[str, Any]
+    episodes: int | None
+    timesteps: int | None
+    eval_episodes: int = 0
+    eval_every: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class RLConfig:
+    envs: list[EnvSpec]
+    agents: list[AgentSpec]
+    seeds: list[int]
+    out: Path
+    device: str = "cpu"
+    executor: ExecutorSpec = dataclasses.field(default_factory=ExecutorSpec)
+    stop_when_solved: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class RLTask:
+    env: EnvSpec
+    agent: AgentSpec
+    seed: int
+    config: RLConfig
+
+
+def load_rl_config(path: str | Path, **overrides: Any) -> RLConfig:
+    """Read, override (``seeds``, ``out``, ``device``, ``workers``, ``executor_kind``,
+    ``executor_address``) and validate an RL
+    config. Raises :class:`ConfigError` before anything runs."""
+    return load_toml_config(path, _parse, _validate, overrides)
+
+
+def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> RLConfig:
+    check_known_keys(raw, TOP_LEVEL)
+    raw = {**raw, **overrides}
+    env_specs = [v for i, t in enumerate(tables(raw, "envs")) for v in _env_variants(i, t)]
+    agents = [_agent(i, t) for i, t in enumerate(tables(raw, "agents"))]
+    check_unique_labels("envs", [e.label for e in env_specs])
+    check_unique_labels("agents", [a.label for a in agents])
+    return RLConfig(
+        envs=env_specs,
+        agents=agents,
+        seeds=seeds(raw.get("seeds", 3)),
+        out=out_folder(raw, "runs/rl"),
+        device=typed(raw, "device", str, "cpu"),
+        executor=executor_spec(raw),
+        stop_when_solved=typed(raw, "stop_when_solved", bool, True),
+    )
+
+
+def _env_variants(i: int, table: dict[str, Any]) -> list[EnvSpec]:
+    table = dict(table)
+    env_id = table.pop("id", None)
+    if not isinstance(env_id, str):
+        raise ConfigError(f"envs[{i}] needs a string 'id' (a gymnasium id)")
+    label = check_label(
+        f"envs[{i}]", table.pop("label", env_id.split("/")[-1].split("-")[0].lower())
+    )
+    episodes = positive(table.pop("episodes", None), f"envs[{i}].episodes")
+    timesteps = positive(table.pop("timesteps", None), f"envs[{i}].timesteps")
+    n_eval, every = (
+        positive(table.pop(k, None), f"envs[{i}].{k}") or 0 for k in ("eval_episodes", "eval_every")
+    )
+    if every and not n_eval:
+        raise ConfigError(f"envs[{i}] ({label}): eval_every needs eval_episodes > 0")
+    if (episodes is None) == (timesteps is None):
+        raise ConfigError(
+            f"envs[{i}] ({label}) needs exactly one budget: 'episodes' or 'timesteps'"
+        )
+    sweep = table.pop("sweep", {})
+    if (
+        not isinstance(sweep, dict)
+        or len(sweep) > 1
+        or not all(isinstance(v, list) and v for v in sweep.values())
+    ):
+        raise ConfigError(f"envs[{i}] ({label}) sweep must be one key with a non-empty list")
+    if not sweep:
+        return [EnvSpec(label, env_id, table, episodes, timesteps, n_eval, every)]
+    ((key, values),) = sweep.items()
+    return [
+        EnvSpec(f"{label}_{v}", env_id, {**table, key: v}, episodes, timesteps, n_eval, every)
+        for v in values
+    ]
+
+
+def _agent(i: int, table: dict[str, Any]) -> AgentSpec:
+    table = dict(table)
+    name = table.pop("name", None)
+    if name not in ALGORITHMS:
+        raise ConfigError(
+            f"agents[{i}]: name={name!r} is not accepted; accepted: {', '.join(ALGORITHMS)}"
+        )
+    return AgentSpec(check_label(f"agents[{i}]", table.pop("label", name)), name, table)
+
+
+def _validate(config: RLConfig) -> None:
+    try:
+        resolve_device(config.device)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(str(err)) from None
+    for spec in config.envs:
+        try:
+            make_env(spec).close()
+        except (gym.error.Error, TypeError, ValueError) as err:
+            raise ConfigError(f"env {spec.label} ({spec.id}): {err}") from None
+    first = make_env(config.envs[0])
+    for spec in config.agents:
+        try:
+            build_agent(spec, first, device=config.device)
+        except (TypeError, ValueError, AssertionError) as err:
+            raise ConfigError(f"agent {spec.label} ({spec.name}): {err}") from None
+
+
+def build_agent(agent: AgentSpec, env: gym.Env, **kwargs: Any):
+    """The SB3 algorithm of a config's agent on ``env`` (``kwargs``: seed, device). TOML has
+    no classes, so ``policy_kwargs.optimizer_class`` is a name from :data:`OPTIMIZERS`."""
+    settings = dict(agent.settings)
+    policy = dict(settings.get("policy_kwargs", {}))
+    if "optimizer_class" in policy:
+        name = policy["optimizer_class"]
+        if not isinstance(name, str) or name not in OPTIMIZERS:
+            raise ValueError(
+                f"policy_kwargs.optimizer_class={name!r} is not accepted; accepted: "
+                + ", ".join(OPTIMIZERS)
+            )
+        settings["policy_kwargs"] = {**policy, "optimizer_class": OPTIMIZERS[name]}
+    return ALGORITHMS[agent.name]("MlpPolicy", env, **settings, **kwargs)
+
+
+def make_env(spec: EnvSpec) -> gym.Env:
+    """The env with Monitor (episode statistics) and flattened 2-D observations (Deep Sea)."""
+    env = gym.make(spec.id, **spec.kwargs)
+    if isinstance(env.observation_space, gym.spaces.Box) and len(env.observation_space.shape) > 1:
+        env = gym.wrappers.FlattenObservation(env)
+    return Monitor(env)

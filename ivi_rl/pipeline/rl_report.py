@@ -1,0 +1,143 @@
+"""Aggregate finished RL runs: summary.csv / summary.md (episodes to solve, bsuite score,
+final and greedy returns, cost per step) and solve.png. Rebuilt from the result files."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ivi_rl import envs
+
+from .atomic import (
+    write_bytes,
+    write_text,
+)
+from .rl_config import RLConfig
+from .store import figure_bytes, load_runs
+
+__all__ = ["report"]
+
+
+def _load(config: RLConfig) -> dict[tuple[str, str], list[dict]]:
+    envs_, agents = [e.label for e in config.envs], [a.label for a in config.agents]
+    return load_runs(config.out, envs_, agents, config.seeds)
+
+
+def _rows(config: RLConfig, runs) -> list[dict]:
+    rows = []
+    for e in config.envs:
+        for a in config.agents:
+            found = runs[e.label, a.label]
+            if not found:
+                continue
+            solved = [int(r["solved"]) for r in found if int(r["solved"]) > 0]
+            size = int(found[0]["size"])
+            rows.append(
+                {
+                    "env": e.label,
+                    "agent": a.label,
+                    "size": "" if size < 0 else size,
+                    "seeds": len(found),
+                    "solved": f"{len(solved)}/{len(found)}" if size > 0 else "",
+                    "good_episodes": float(np.mean([(~r["bad"]).sum() for r in found]))
+                    if size > 0
+                    else "",
+                    "episodes_to_solve": float(np.median(solved)) if solved else "",
+                    "final_return": float(
+                        np.mean([r["returns"][-100:].mean() for r in found if r["returns"].size])
+                    ),
+                    "eval_return": _mean_eval(found),
+                    "best_eval_return": _mean_eval(found, best=True),
+                    "steps": int(np.mean([r["steps"] for r in found])),
+                    "us_per_step": float(
+                        1e6 * np.mean([r["wall_s"] / max(int(r["steps"]), 1) for r in found])
+                    ),
+                }
+            )
+    return rows
+
+
+def _mean_eval(found: list[dict], best: bool = False) -> float | str:
+    """Mean over seeds of the greedy policy's mean return: the final evaluation's, or the best
+    evaluation's with ``best`` ('' without evaluations)."""
+    means = [r["eval_returns"].mean(1) for r in found if r.get("eval_returns", np.zeros(0)).size]
+    if not means:
+        return ""
+    return float(np.mean([m.max() if best else m[-1] for m in means]))
+
+
+def _scores(config: RLConfig, runs) -> dict[str, float]:
+    """bsuite Deep Sea score per agent, averaged over seeds (over the sizes in the config)."""
+    scores = {}
+    for a in config.agents:
+        per_seed = []
+        for seed in config.seeds:
+            sizes = {
+                int(r["size"]): int(r["solved"]) if int(r["solved"]) > 0 else None
+                for e in config.envs
+                for r in runs[e.label, a.label]
+                if int(r["seed"]) == seed and int(r["size"]) > 0
+            }
+            if sizes:
+                per_seed.append(envs.deep_sea_score(sizes))
+        if per_seed:
+            scores[a.label] = float(np.mean(per_seed))
+    return scores
+
+
+def report(config: RLConfig) -> list[dict]:
+    runs = _load(config)
+    rows = _rows(config, runs)
+    cols = [
+        "env",
+        "agent",
+        "size",
+        "seeds",
+        "solved",
+        "episodes_to_solve",
+        "good_episodes",
+        "final_return",
+        "eval_return",
+        "best_eval_return",
+        "steps",
+        "us_per_step",
+    ]
+    lines = [",".join(cols)] + [",".join(str(r[c]) for c in cols) for r in rows]
+    write_text(config.out / "summary.csv", "\n".join(lines) + "\n")
+    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md += [
+        "| "
+        + " | ".join(f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in cols)
+        + " |"
+        for r in rows
+    ]
+    scores = _scores(config, runs)
+    if scores:
+        md += ["", "| agent | bsuite Deep Sea score |", "|---|---|"] + [
+            f"| {a} | {s:.2f} |" for a, s in scores.items()
+        ]
+    write_text(config.out / "summary.md", "\n".join(md) + "\n")
+    if any(r["size"] != "" for r in rows):
+        _plot_solve(config, rows)
+    return rows
+
+
+def _plot_solve(config: RLConfig, rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sizes = sorted({r["size"] for r in rows if r["size"] != ""})
+    ax.plot(sizes, [2.0**n for n in sizes], "k--", label="2^N (dithering)")
+    for a in config.agents:
+        pts = [
+            (r["size"], r["episodes_to_solve"])
+            for r in rows
+            if r["agent"] == a.label and r["episodes_to_solve"] != ""
+        ]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), "o-", label=a.label)
+    ax.set(xlabel="Deep Sea size N", ylabel="episodes to solve (median)", yscale="log")
+    ax.legend(fontsize=8)
+    write_bytes(config.out / "solve.png", figure_bytes(fig))
