@@ -1,4 +1,4 @@
-# Every target sets up .venv on first use: pip install -c constraints.txt -e ".[dev]".
+# Every target sets up .venv on first use: pip install -c constraints.txt -e ".[dev,ray]".
 # constraints.txt pins torch==2.13.0, which pip takes as the local CPU wheel where one lies on
 # disk (no multi-GB CUDA download); pyproject.toml itself keeps ranges.
 PYTHON ?= python3
@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,ray]"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -189,9 +189,11 @@ def executor_spec(raw: dict[str, Any]) -> ExecutorSpec:
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ConfigError(f"executor.max_retries={retries!r} must be an int >= 0")
     if kind == ExecutorKind.RAY:
-        from .ray_executor import require_ray
+        from .ray_executor import check_reachable, require_ray
 
         require_ray()
+        if address is not None:
+            check_reachable(address)
     return ExecutorSpec(
         kind=ExecutorKind(kind),
         workers=positive(raw.get("workers"), "workers"),

@@ -21,13 +21,14 @@ the pipeline joins the cluster this machine belongs to, or starts a one-machine 
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .configs import ConfigError
 from .executors import Executor, OnDone, TaskFn
 
-__all__ = ["RayExecutor", "require_ray"]
+__all__ = ["RayExecutor", "check_reachable", "require_ray"]
 
 INSTALL_HINT = 'pip install "ivi-rl[ray]"'
 
@@ -41,6 +42,21 @@ def require_ray():
             f"executor='ray' needs Ray, which is not installed; install it with: {INSTALL_HINT}"
         ) from None
     return ray
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A ``host:port`` address must accept a connection (Ray itself would retry for minutes);
+    other forms (``auto``, ``ray://...``) are left to Ray."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "/" in address:
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise ConfigError(
+            f"address={address!r}: no Ray cluster answers there ({err.strerror or err}); "
+            "start one with `ray start --head --port PORT` and pass HEAD_IP:PORT"
+        ) from None
 
 
 class RayExecutor(Executor):
@@ -63,13 +79,25 @@ class RayExecutor(Executor):
         ray = require_ray()
         started_here = not ray.is_initialized()
         if started_here:
-            ray.init(address=self.address, logging_level=logging.WARNING)
+            self._connect(ray)
         try:
             self._check_resources(ray)
             self._run(ray, fn, tasks, on_done, progress)
         finally:
             if started_here:
                 ray.shutdown()
+
+    def _connect(self, ray) -> None:
+        try:
+            ray.init(address=self.address, logging_level=logging.WARNING)
+        except (ConnectionError, RuntimeError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(
+                f"address={self.address!r}: cannot connect to a Ray cluster ({reason}); start "
+                "one with `ray start --head`, and where the cluster uses token authentication "
+                "(Ray's default) set RAY_AUTH_MODE=token here with the cluster's token in "
+                "~/.ray/auth_token"
+            ) from None
 
     def _check_resources(self, ray) -> None:
         have = ray.cluster_resources()

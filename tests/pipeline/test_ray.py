@@ -1,0 +1,262 @@
+"""The Ray executor on a real two-node Ray cluster on 127.0.0.1, started and stopped with the
+README's own commands: results equal the local executor's bit for bit, a killed driver
+resumes without redoing finished tasks, a task whose worker process is killed is retried."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ivi_rl.pipeline import ConfigError, run_bandit, run_rl
+
+if not os.environ.get("CI"):  # CI installs Ray (make setup) and must run these
+    pytest.importorskip("ray")
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+BANDIT = """
+horizon = {horizon}
+seeds = 3
+log_points = 10
+vectorize = false
+
+[[datasets]]
+name = "wheel"
+delta = 0.7
+
+[[agents]]
+name = "ivi_ts"
+hidden = [32, 32]
+train_every = 25
+train_steps = 20
+[[agents]]
+name = "lin_full_post"
+"""
+
+DEEP_SEA = """
+seeds = 2
+
+[[envs]]
+id = "ivi_rl/DeepSea-v0"
+label = "deep_sea"
+episodes = 20
+sweep = { size = [4, 5] }
+
+[[agents]]
+name = "ivi_dqn"
+learning_starts = 16
+batch_size = 16
+policy_kwargs = { net_arch = [16, 16] }
+"""
+
+
+def readme_commands() -> list[str]:
+    """The command lines of the README's cluster block (comments dropped)."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Run on a cluster", 1)[1]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _local(line: str, port: int) -> str:
+    """A README line for this machine: the head at 127.0.0.1 on a free port, 1 CPU a node."""
+    line = line.replace("HEAD_IP", "127.0.0.1").replace("6379", str(port))
+    return line.replace("--num-cpus=2", "--num-cpus=1")
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "CI": "true"}
+
+
+def _sh(line: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        line, shell=True, env=_env(), capture_output=True, text=True, timeout=300, **kwargs
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head and a second worker node on this machine; yields the README's commands with
+    the address filled in, and stops the cluster at the end."""
+    commands = readme_commands()
+    assert commands[0].startswith("pip install") and commands[1] == "export RAY_AUTH_MODE=token"
+    before = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "token"  # the README's export, here and in the children
+    port = _free_port()
+    starts = [_local(c, port) for c in commands if c.startswith("ray start")]
+    assert len(starts) == 2 and "--head" in starts[0]
+    try:
+        for line in starts:
+            done = _sh(line)
+            assert done.returncode == 0, done.stderr[-2000:]
+        yield {c.split()[0]: _local(c, port) for c in commands[-2:]}, f"127.0.0.1:{port}"
+    finally:
+        _sh(next(c for c in commands if c.startswith("ray stop")))
+        if before is None:
+            os.environ.pop("RAY_AUTH_MODE")
+        else:
+            os.environ["RAY_AUTH_MODE"] = before
+
+
+def _config(tmp_path: Path, text: str, name: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _results(out: Path) -> dict[str, dict[str, np.ndarray]]:
+    found = {}
+    for path in sorted((out / "results").rglob("*.npz")):
+        with np.load(path) as z:
+            found[str(path.relative_to(out))] = {k: z[k] for k in z.files if k != "wall_s"}
+    return found
+
+
+def assert_same_results(a: Path, b: Path) -> None:
+    ra, rb = _results(a), _results(b)
+    assert ra and ra.keys() == rb.keys()
+    for key in ra:
+        for name, value in ra[key].items():
+            np.testing.assert_array_equal(value, rb[key][name], err_msg=f"{key}:{name}")
+
+
+def _cli_line(commands: dict, config: Path, out: Path) -> str:
+    line = commands["ivi-rl"]
+    line = re.sub(r"experiments/\S+\.toml", str(config), line)
+    return re.sub(r"--out \S+", f"--out {out}", line)
+
+
+def test_readme_commands_on_a_cluster_equal_the_local_executor(cluster, tmp_path):
+    commands, _ = cluster
+    for kind, text in (("bandit", BANDIT.format(horizon=200)), ("rl", DEEP_SEA)):
+        config = _config(tmp_path, text, f"{kind}.toml")
+        line = _cli_line(commands, config, tmp_path / f"{kind}_ray")
+        line = line.replace("ivi-rl bandit", f"ivi-rl {kind}")
+        done = _sh(line)
+        assert done.returncode == 0, done.stderr[-2000:]
+        run = run_bandit if kind == "bandit" else run_rl
+        run(config, out=tmp_path / f"{kind}_local", executor="local", quiet=True)
+        assert_same_results(tmp_path / f"{kind}_ray", tmp_path / f"{kind}_local")
+        summary = (tmp_path / f"{kind}_ray" / "summary.md").read_text()
+        assert ("ivi_ts" if kind == "bandit" else "ivi_dqn") in summary
+        assert list((tmp_path / f"{kind}_ray" / "tb").rglob("events.out.tfevents.*"))
+
+
+@pytest.fixture(scope="module")
+def slow_reference(tmp_path_factory):
+    """A bandit config whose tasks take a few seconds each, run on the local executor."""
+    tmp = tmp_path_factory.mktemp("reference")
+    config = _config(tmp, BANDIT.format(horizon=1500), "slow.toml")
+    run_bandit(config, out=tmp / "local", executor="local", quiet=True)
+    return config, tmp / "local"
+
+
+def _driver(commands: dict, config: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        _cli_line(commands, config, out),
+        shell=True,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _wait_for(condition, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_a_killed_driver_resumes_without_redoing_finished_tasks(cluster, slow_reference, tmp_path):
+    commands, _ = cluster
+    config, local = slow_reference
+    out = tmp_path / "ray"
+    driver = _driver(commands, config, out)
+    finished = lambda: sorted((out / "results").rglob("*.npz")) if out.exists() else []  # noqa: E731
+    try:
+        _wait_for(lambda: len(finished()) >= 1)
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and its shell, as kill -9 would
+        driver.wait()
+    finally:
+        driver.kill()
+    kept = {p: p.read_bytes() for p in finished()}
+    assert 1 <= len(kept) < 6
+    done = _sh(_cli_line(commands, config, out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert {p: p.read_bytes() for p in kept} == kept  # stored results were not redone
+    assert_same_results(out, local)
+
+
+def _task_workers() -> list[int]:
+    """Ray worker processes running a pipeline task (Ray titles them ray::<function>)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "cmdline").read_bytes().startswith(b"ray::_run_task"):
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="finds Ray's workers in /proc")
+def test_a_task_whose_worker_is_killed_is_retried(cluster, slow_reference, tmp_path):
+    commands, _ = cluster
+    config, local = slow_reference
+    out = tmp_path / "ray"
+    driver = _driver(commands, config, out)
+    try:
+        _wait_for(lambda: bool(_task_workers()))
+        os.kill(_task_workers()[0], signal.SIGKILL)
+        _, stderr = driver.communicate(timeout=300)
+    finally:
+        driver.kill()
+    assert driver.returncode == 0, stderr[-2000:]
+    assert_same_results(out, local)
+
+
+def test_an_address_nobody_answers_is_one_line_before_anything_runs(tmp_path):
+    config = _config(tmp_path, BANDIT.format(horizon=50), "c.toml")
+    with pytest.raises(ConfigError, match="no Ray cluster answers there"):
+        run_bandit(config, out=tmp_path / "o", executor="ray", address=f"127.0.0.1:{_free_port()}")
+    assert not (tmp_path / "o").exists()
+
+
+def test_without_ray_the_executor_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    config = _config(tmp_path, BANDIT.format(horizon=50), "c.toml")
+    with pytest.raises(ConfigError, match=re.escape('pip install "ivi-rl[ray]"')):
+        run_bandit(config, out=tmp_path / "o", executor="ray")
+
+
+def test_the_readme_commands_start_two_nodes(cluster):
+    _, address = cluster
+    count = (
+        f"import ray; ray.init(address='{address}', logging_level='ERROR'); "
+        "print(sum(n['Alive'] for n in ray.nodes()))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", count], env=_env(), capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == "2", done.stderr[-2000:]
