@@ -32,12 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from ivi_rl import envs
-from ivi_rl.agents.bandits import make_agent
+from ivi_rl.agents.bandits import AGENTS, make_agent
 from ivi_rl.checks import resolve_device
 
 from .configs import (
     AgentSpec,
     ConfigError,
+    check_defaults,
     check_known_keys,
     check_label,
     check_unique_labels,
@@ -46,8 +47,8 @@ from .configs import (
     out_folder,
     positive,
     seeds,
-    tables,
     typed,
+    with_defaults,
 )
 from .executors import ExecutorSpec
 
@@ -65,6 +66,7 @@ TOP_LEVEL = {
     "datasets",
     "agents",
     "data_dir",
+    "defaults",
 }
 
 
@@ -102,8 +104,9 @@ def load_config(path: str | Path, **overrides: Any) -> BanditConfig:
 def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> BanditConfig:
     check_known_keys(raw, TOP_LEVEL)
     raw = {**raw, **overrides}
-    datasets = [_dataset(i, d) for i, d in enumerate(tables(raw, "datasets"))]
-    agents = [_agent(i, a) for i, a in enumerate(tables(raw, "agents"))]
+    check_defaults(raw, {"datasets", "agents", *envs.DATASETS, *AGENTS})
+    datasets = [_dataset(i, d) for i, d in enumerate(with_defaults(raw, "datasets"))]
+    agents = [_agent(i, a) for i, a in enumerate(with_defaults(raw, "agents"))]
     check_unique_labels("datasets", [s.label for s in datasets])
     check_unique_labels("agents", [s.label for s in agents])
     return BanditConfig(

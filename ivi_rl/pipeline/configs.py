@@ -14,14 +14,18 @@ from .executors import ExecutorKind, ExecutorSpec
 __all__ = [
     "AgentSpec",
     "ConfigError",
+    "check_defaults",
     "check_known_keys",
     "check_unique_labels",
     "executor_spec",
     "load_toml_config",
     "positive",
+    "read_config",
     "seeds",
+    "select_by_label",
     "tables",
     "typed",
+    "with_defaults",
 ]
 
 
@@ -38,11 +42,86 @@ def load_toml_config(
     validate: Callable[[Config], None],
     overrides: dict[str, Any],
 ) -> Config:
-    """Read TOML, ``parse(raw, overrides)`` (overrides that are None dropped), ``validate``;
-    every failure is one :class:`ConfigError` naming the file."""
+    """Read TOML with its base configs (:func:`read_config`), ``parse(raw, overrides)``
+    (overrides that are None dropped), ``validate``; every failure is one
+    :class:`ConfigError` naming the file."""
     path = Path(path)
+    raw = read_config(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        config = parse(raw, {k: v for k, v in overrides.items() if v is not None})
+        validate(config)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    return config
+
+
+def read_config(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file as a dict, with its ``base`` resolved.
+
+    ``base = "other.toml"`` (relative to this file) starts from that config: a key set here
+    replaces the base's value whole (``[[agents]]`` and ``[[envs]]`` lists included), except
+    the ``[defaults.*]`` tables, which are updated setting by setting. Bases may have bases;
+    a cycle is an error."""
+    raw = _read_toml(path)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: base={base!r} is not accepted; accepted: a TOML file path")
+    base_path = (path.parent / base).resolve()
+    if base_path in _seen or base_path == path.resolve():
+        raise ConfigError(f"{path}: base={base!r} makes a cycle of base configs")
+    parent = read_config(base_path, (*_seen, path.resolve()))
+    merged = {**parent, **raw}
+    if isinstance(parent.get("defaults"), dict) and isinstance(raw.get("defaults"), dict):
+        defaults = dict(parent["defaults"])
+        for group, settings in raw["defaults"].items():
+            below = defaults.get(group)
+            both = isinstance(below, dict) and isinstance(settings, dict)
+            defaults[group] = {**below, **settings} if both else settings
+        merged["defaults"] = defaults
+    return merged
+
+
+def with_defaults(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """The entries of the array of tables ``raw[key]`` on top of their defaults:
+    ``[defaults.<key>]`` (every entry), then ``[defaults.<name>]`` (entries whose ``name`` is
+    that registry name), then the entry's own keys. A key replaces the default's value whole
+    (``policy_kwargs`` included)."""
+    defaults = raw.get("defaults", {})
+    if not isinstance(defaults, dict) or not all(isinstance(v, dict) for v in defaults.values()):
+        raise ConfigError("'defaults' must hold tables: [defaults.agents], [defaults.<name>]")
+    return [
+        {**defaults.get(key, {}), **defaults.get(entry.get("name"), {}), **entry}
+        for entry in tables(raw, key)
+    ]
+
+
+def select_by_label(specs: list, labels: Any, key: str) -> list:
+    """The specs whose labels ``labels`` lists, in the config's order (None: all), so a
+    config based on another can run a subset of its agents."""
+    if labels is None:
+        return specs
+    known = [s.label for s in specs]
+    if not isinstance(labels, list) or not labels or not set(labels) <= set(known):
+        raise ConfigError(
+            f"{key}={labels!r} is not accepted; accepted: a non-empty list of labels from {known}"
+        )
+    return [s for s in specs if s.label in labels]
+
+
+def check_defaults(raw: dict[str, Any], accepted: Iterable[str]) -> None:
+    """``[defaults.X]``: X must be a list key of the config or a registry name."""
+    unknown = set(raw.get("defaults", {})) - set(accepted)
+    if unknown:
+        raise ConfigError(
+            f"defaults: unknown tables {sorted(unknown)}; accepted: {sorted(accepted)}"
+        )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except IsADirectoryError:
@@ -53,12 +132,6 @@ def load_toml_config(
         raise ConfigError(f"config file {path} cannot be read by this user") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path} is not valid TOML: {err}") from None
-    try:
-        config = parse(raw, {k: v for k, v in overrides.items() if v is not None})
-        validate(config)
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
-    return config
 
 
 def check_known_keys(raw: dict[str, Any], accepted: Iterable[str]) -> None:

@@ -36,6 +36,7 @@ from ivi_rl.checks import resolve_device
 from .configs import (
     AgentSpec,
     ConfigError,
+    check_defaults,
     check_known_keys,
     check_label,
     check_unique_labels,
@@ -44,8 +45,9 @@ from .configs import (
     out_folder,
     positive,
     seeds,
-    tables,
+    select_by_label,
     typed,
+    with_defaults,
 )
 from .executors import ExecutorSpec
 
@@ -77,6 +79,8 @@ TOP_LEVEL = {
     "stop_when_solved",
     "envs",
     "agents",
+    "defaults",
+    "select_agents",
 }
 
 
@@ -120,8 +124,10 @@ def load_rl_config(path: str | Path, **overrides: Any) -> RLConfig:
 def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> RLConfig:
     check_known_keys(raw, TOP_LEVEL)
     raw = {**raw, **overrides}
-    env_specs = [v for i, t in enumerate(tables(raw, "envs")) for v in _env_variants(i, t)]
-    agents = [_agent(i, t) for i, t in enumerate(tables(raw, "agents"))]
+    check_defaults(raw, {"envs", "agents", *ALGORITHMS})
+    env_specs = [v for i, t in enumerate(with_defaults(raw, "envs")) for v in _env_variants(i, t)]
+    agents = [_agent(i, t) for i, t in enumerate(with_defaults(raw, "agents"))]
+    agents = select_by_label(agents, raw.get("select_agents"), "select_agents")
     check_unique_labels("envs", [e.label for e in env_specs])
     check_unique_labels("agents", [a.label for a in agents])
     return RLConfig(

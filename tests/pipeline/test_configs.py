@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 
 from ivi_rl.pipeline.bandit_config import load_config
+from ivi_rl.pipeline.configs import ConfigError
+from ivi_rl.pipeline.rl_config import load_rl_config
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
@@ -40,3 +42,137 @@ def test_showdown_config_lists_the_protocol():
     for dataset in ("mushroom", "statlog", "covertype", "financial", "jester", "adult", "census"):
         assert f'name = "{dataset}"' in text
     assert "seeds = 50" in text
+
+
+# ------------------------------------------------------------------ inheritance
+BASE = """
+seeds = 3
+out = "runs/base"
+
+[defaults.agents]
+learning_rate = 0.001
+batch_size = 128
+
+[defaults.dqn]
+exploration_fraction = 0.1
+policy_kwargs = { net_arch = [50, 50] }
+
+[[envs]]
+id = "ivi_rl/DeepSea-v0"
+episodes = 10
+sweep = { size = [4, 5] }
+
+[[agents]]
+name = "ivi_dqn"
+learning_rate = 0.01
+policy_kwargs = { net_arch = [8] }
+[[agents]]
+name = "dqn"
+"""
+
+
+def _write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_a_config_starts_from_its_base_and_states_only_what_it_changes(tmp_path):
+    _write(tmp_path, "base.toml", BASE)
+    child = _write(
+        tmp_path,
+        "ablations/child.toml",
+        'base = "../base.toml"\nseeds = 2\n'
+        "[defaults.agents]\nbatch_size = 32\n"
+        "[defaults.dqn]\npolicy_kwargs = { net_arch = [16] }\n",
+    )
+    config = load_rl_config(child)
+    assert config.seeds == [0, 1] and str(config.out) == "runs/base"
+    assert [e.kwargs["size"] for e in config.envs] == [4, 5]
+    ivi, dqn = config.agents
+    # shared defaults, then per-name defaults, then the entry; values replace whole
+    assert ivi.settings == {
+        "learning_rate": 0.01,
+        "batch_size": 32,
+        "policy_kwargs": {"net_arch": [8]},
+    }
+    assert dqn.settings == {
+        "learning_rate": 0.001,
+        "batch_size": 32,
+        "exploration_fraction": 0.1,
+        "policy_kwargs": {"net_arch": [16]},
+    }
+
+
+def test_a_list_in_the_child_replaces_the_bases_and_select_agents_keeps_a_subset(tmp_path):
+    _write(tmp_path, "base.toml", BASE)
+    child = _write(
+        tmp_path,
+        "child.toml",
+        'base = "base.toml"\nselect_agents = ["dqn"]\n'
+        '[[envs]]\nid = "ivi_rl/DeepSea-v0"\nepisodes = 5\nsweep = { size = [6] }\n',
+    )
+    config = load_rl_config(child)
+    assert [a.label for a in config.agents] == ["dqn"]
+    assert [(e.label, e.episodes) for e in config.envs] == [("deepsea_6", 5)]
+
+
+def test_bases_chain(tmp_path):
+    _write(tmp_path, "a.toml", BASE)
+    _write(tmp_path, "b.toml", 'base = "a.toml"\nseeds = 5\n[defaults.agents]\nbatch_size = 64\n')
+    c = _write(tmp_path, "c.toml", 'base = "b.toml"\n[defaults.agents]\nlearning_rate = 0.5\n')
+    config = load_rl_config(c)
+    assert config.seeds == list(range(5))
+    assert config.agents[1].settings["learning_rate"] == 0.5
+    assert config.agents[1].settings["batch_size"] == 64
+
+
+@pytest.mark.parametrize(
+    ("files", "match"),
+    [
+        ({"c.toml": 'base = "c.toml"\n'}, r"makes a cycle"),
+        ({"c.toml": 'base = "d.toml"\n', "d.toml": 'base = "c.toml"\n'}, r"makes a cycle"),
+        ({"c.toml": 'base = "missing.toml"\n'}, r"config file .*missing.toml does not exist"),
+        ({"c.toml": "base = 3\n"}, r"base=3 is not accepted"),
+        (
+            {"c.toml": 'base = "a.toml"\n[defaults.a2c]\nx = 1\n'},
+            r"defaults: unknown tables \['a2c'\]",
+        ),
+        ({"c.toml": 'base = "a.toml"\nselect_agents = ["ppo"]\n'}, r"select_agents=\['ppo'\]"),
+        ({"c.toml": 'base = "a.toml"\ndefaults = { dqn = 1 }\n'}, r"'defaults' must hold tables"),
+    ],
+)
+def test_bad_inheritance_is_one_line(tmp_path, files, match):
+    _write(tmp_path, "a.toml", BASE)
+    for name, text in files.items():
+        _write(tmp_path, name, text)
+    with pytest.raises(ConfigError, match=match):
+        load_rl_config(tmp_path / "c.toml")
+
+
+def test_shipped_configs_inherit_instead_of_copying():
+    """deep_sea_cpu_xl.toml's IVIDQN comes through two bases: deep_sea_cpu.toml's MLP agent
+    on top of deep_sea.toml's bsuite settings; no RL config repeats bsuite's buffer size
+    except deep_sea.toml's defaults and the two ablations that predate them."""
+    xl = load_rl_config(EXPERIMENTS / "deep_sea_cpu_xl.toml")
+    assert [a.label for a in xl.agents] == ["ivi_dqn", "bootstrapped_dqn"]
+    assert xl.agents[0].settings == {
+        "learning_rate": 0.01,
+        "buffer_size": 10000,
+        "learning_starts": 128,
+        "batch_size": 128,
+        "train_freq": 1,
+        "target_update_interval": 4,
+        "policy_kwargs": {"net_arch": [200, 200], "cov": "diagonal", "input_scale": "sqrt_dim"},
+    }
+    copies = [
+        str(p.relative_to(EXPERIMENTS))
+        for p in EXPERIMENTS.rglob("*.toml")
+        if "\nbuffer_size = 10000\n" in p.read_text()
+    ]
+    assert sorted(copies) == [
+        "ablations/deep_sea_input.toml",
+        "ablations/deep_sea_prior.toml",
+        "deep_sea.toml",
+    ]
