@@ -1,5 +1,6 @@
 """Bandit experiment configs: TOML in, validated dataclasses out.
 
+    base = "showdown_cpu.toml" # optional: start from that config (see configs.read_config)
     horizon = 2000            # optional: default each dataset's Showdown n
     seeds = 5                 # a count (seeds 0..4) or a list
     device = "cpu"
@@ -8,6 +9,9 @@
     executor = "local"        # or "in_process", "ray", or a table: see configs.executor_spec
     vectorize = true          # run the seeds of one (dataset, agent) as one batch
     log_points = 100          # TensorBoard points per run
+
+    [defaults.agents]         # settings of every agent unless it sets its own
+    [defaults.ivi_ts]         # settings of every agent named ivi_ts
 
     [[datasets]]
     name = "wheel"            # a dataset of envs.DATASETS

@@ -21,7 +21,7 @@ from ivi_rl import demo as ivi_regression
 
 def _reporting_config_errors(prog: str, run) -> int:
     """Run; a config that cannot run is one line on stderr and exit status 2, a run whose
-    numbers stopped being finite one line and exit status 1."""
+    numbers stopped being finite one line and exit status 1, Ctrl-C one line and 130."""
     from ivi_rl.pipeline.configs import ConfigError
 
     try:
@@ -32,6 +32,12 @@ def _reporting_config_errors(prog: str, run) -> int:
     except FloatingPointError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(
+            f"{prog}: interrupted; finished runs are stored, the same command resumes",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 

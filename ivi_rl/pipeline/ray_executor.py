@@ -110,8 +110,13 @@ class RayExecutor(Executor):
 
     def _run(self, ray, fn, tasks, on_done, progress) -> None:
         counter = ray.remote(num_cpus=0)(_StepCounter).remote()
+        # SPREAD: independent tasks go to every node at once; Ray's default packs a node
+        # first (on a 2-node cluster it ran the long tasks one at a time on the head)
         remote = ray.remote(_run_task).options(
-            num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.max_retries
+            num_cpus=self.cpus,
+            num_gpus=self.gpus,
+            max_retries=self.max_retries,
+            scheduling_strategy="SPREAD",
         )
         refs = {remote.remote(fn, task, counter, self.threads): task for task in tasks}
         pending = list(refs)

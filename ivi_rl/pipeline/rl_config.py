@@ -1,9 +1,17 @@
 """RL benchmark configs: TOML in, validated dataclasses out; the agents and envs they name.
 
-
+base = "deep_sea.toml"      # optional: start from that config (see configs.read_config)
 seeds = 3
 out = "runs/deep_sea"
 stop_when_solved = true     # Deep Sea: stop a run at its solve episode (saves compute)
+workers = 2                 # local pool processes (default: CPU count)
+executor = "local"          # or "in_process", "ray", or a table: configs.executor_spec
+select_agents = ["ivi_dqn"] # optional: run only these agents (labels)
+
+[defaults.agents]           # settings of every agent unless it sets its own
+buffer_size = 10000
+[defaults.dqn]              # settings of every agent named dqn
+exploration_fraction = 0.1
 
 [[envs]]
 id = "ivi_rl/DeepSea-v0"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -170,8 +171,7 @@ def slow_reference(tmp_path_factory):
 
 def _driver(commands: dict, config: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        _cli_line(commands, config, out),
-        shell=True,
+        shlex.split(_cli_line(commands, config, out)),
         env=_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -195,7 +195,7 @@ def test_a_killed_driver_resumes_without_redoing_finished_tasks(cluster, slow_re
     finished = lambda: sorted((out / "results").rglob("*.npz")) if out.exists() else []  # noqa: E731
     try:
         _wait_for(lambda: len(finished()) >= 1)
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and its shell, as kill -9 would
+        os.killpg(driver.pid, signal.SIGKILL)  # kill -9
         driver.wait()
     finally:
         driver.kill()
@@ -234,6 +234,59 @@ def test_a_task_whose_worker_is_killed_is_retried(cluster, slow_reference, tmp_p
         driver.kill()
     assert driver.returncode == 0, stderr[-2000:]
     assert_same_results(out, local)
+
+
+PROGRESS = """
+import sys
+from ivi_rl.pipeline.bandit_config import load_config
+from ivi_rl.pipeline.bandit_runner import BanditRunner
+from ivi_rl.pipeline.ray_executor import RayExecutor
+
+config = load_config(sys.argv[1], out=sys.argv[2])
+tasks = BanditRunner.plan(config)
+counts, done = [], []
+RayExecutor(sys.argv[3]).run(
+    BanditRunner.run_task, tasks, lambda task, output: done.append(task), counts.append
+)
+print(sum(counts), sum(BanditRunner.steps(t) for t in tasks), len(done), len(tasks))
+"""
+
+
+def test_the_progress_count_adds_up_every_step_on_the_cluster(cluster, tmp_path):
+    _, address = cluster
+    config = _config(tmp_path, BANDIT.format(horizon=200), "c.toml")
+    script = _config(tmp_path, PROGRESS, "progress.py")
+    done = subprocess.run(
+        [sys.executable, str(script), str(config), str(tmp_path / "o"), address],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1200", "1200", "6", "6"]  # 2 agents x 3 seeds x 200
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="finds Ray's workers in /proc")
+def test_ctrl_c_cancels_the_running_tasks_and_keeps_stored_results(
+    cluster, slow_reference, tmp_path
+):
+    commands, _ = cluster
+    config, _ = slow_reference
+    out = tmp_path / "ray"
+    driver = _driver(commands, config, out)
+    try:
+        _wait_for(lambda: bool(_task_workers()))
+        time.sleep(1.0)
+        os.killpg(driver.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
+        _, stderr = driver.communicate(timeout=60)
+    finally:
+        driver.kill()
+    assert driver.returncode == 130, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1].endswith("the same command resumes")
+    _wait_for(lambda: not _task_workers(), timeout_s=30)  # cancelled, not left running
+    stored = list((out / "results").rglob("*.npz")) if out.exists() else []
+    assert all(np.load(p)["fingerprint"].size == 1 for p in stored)
 
 
 def test_an_address_nobody_answers_is_one_line_before_anything_runs(tmp_path):
