@@ -24,13 +24,15 @@ def run_bandit(
     vectorize: bool | None = None,
     executor: str | None = None,
     address: str | None = None,
+    sets: list[str] | None = None,
     quiet: bool = False,
 ) -> list[dict]:
     """Validate, run what is not finished yet, and write the report; returns the summary rows.
 
     Rerunning into the same ``out`` skips finished runs (resume). ``executor`` (in_process,
-    local, ray) and ``address`` (a Ray cluster's) override the config's. ``quiet`` (or the
-    ``CI`` environment variable) silences the progress bar.
+    local, ray) and ``address`` (a Ray cluster's) override the config's; ``sets`` are
+    ``KEY=VALUE`` overrides of any config key (:func:`ivi_rl.pipeline.configs.apply_sets`).
+    ``quiet`` (or the ``CI`` environment variable) silences the progress bar.
     """
     if not isinstance(config, BanditConfig):
         config = load_config(
@@ -44,5 +46,6 @@ def run_bandit(
             vectorize=vectorize,
             executor_kind=executor,
             executor_address=address,
+            sets=sets,
         )
     return run_pipeline(BanditRunner, config, quiet)

@@ -3,8 +3,10 @@
     ivi-rl bandit CONFIG [--out DIR] [--seeds N] [--horizon N] [--device cpu|cuda]
                          [--data-dir DIR] [--workers N] [--no-vectorize] [--quiet]
                          [--executor in_process|local|ray] [--address HOST:PORT]
+                         [--set KEY=VALUE ...]
     ivi-rl rl CONFIG [--out DIR] [--seeds N] [--device cpu|cuda] [--workers N] [--quiet]
                      [--executor in_process|local|ray] [--address HOST:PORT]
+                     [--set KEY=VALUE ...]
     ivi-rl demo [--out DIR] [--no-plot]
 
 A config that cannot run (unknown agent or dataset, bad setting, missing data file) is
@@ -53,6 +55,15 @@ def _add_run_arguments(p: argparse.ArgumentParser, example: str) -> None:
         help="where tasks run: in_process, local (a process pool, the default) or ray",
     )
     p.add_argument("--address", help="Ray cluster address (host:port), with --executor ray")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="sets",
+        help="override a config key, e.g. seeds=2, defaults.agents.learning_rate=0.01 or "
+        "agents.ivi_ts.lr=0.05 (VALUE as in TOML; repeatable)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -80,6 +91,7 @@ def _bandit(argv: list[str]) -> int:
             vectorize=False if args.no_vectorize else None,
             executor=args.executor,
             address=args.address,
+            sets=args.sets,
             quiet=args.quiet,
         ),
     )
@@ -103,6 +115,7 @@ def _rl(argv: list[str]) -> int:
             workers=args.workers,
             executor=args.executor,
             address=args.address,
+            sets=args.sets,
             quiet=args.quiet,
         ),
     )

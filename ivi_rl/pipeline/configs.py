@@ -3,6 +3,7 @@ with a message naming the key, the value and what is accepted."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import tomllib
 from collections.abc import Callable, Iterable
@@ -46,7 +47,8 @@ def load_toml_config(
     (overrides that are None dropped), ``validate``; every failure is one
     :class:`ConfigError` naming the file."""
     path = Path(path)
-    raw = read_config(path)
+    overrides = dict(overrides)
+    raw = apply_sets(read_config(path), overrides.pop("sets", None) or [])
     try:
         config = parse(raw, {k: v for k, v in overrides.items() if v is not None})
         validate(config)
@@ -81,6 +83,56 @@ def read_config(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
             defaults[group] = {**below, **settings} if both else settings
         merged["defaults"] = defaults
     return merged
+
+
+def apply_sets(raw: dict[str, Any], sets: Iterable[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` overrides from the command line, applied to the config (bases resolved).
+
+    KEY is a dotted path: a top-level key (``seeds``), a table's key
+    (``defaults.agents.learning_rate``), or an entry of ``agents``/``datasets``/``envs`` by its
+    label (``agents.ivi_dqn.learning_rate``). VALUE is read as a TOML value (``0.01``,
+    ``[64, 64]``, ``true``, ``"text"``), else taken as a string (``cuda``)."""
+    raw = copy.deepcopy(raw)
+    for item in sets:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r} is not accepted; accepted: KEY=VALUE")
+        _set_path(raw, key.strip().split("."), _toml_value(text.strip()), item)
+    return raw
+
+
+def _toml_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _set_path(raw: dict[str, Any], parts: list[str], value: Any, item: str) -> None:
+    head, *rest = parts
+    target = raw
+    if isinstance(raw.get(head), list) and rest:  # agents.<label>.<key>
+        if len(rest) < 2:
+            raise ConfigError(f"--set {item!r} is not accepted; accepted: {head}.<label>.<key>")
+        target, parts = _entry(raw[head], rest[0], head, item), rest[1:]
+    *path, last = parts
+    for part in path:
+        target = target.setdefault(part, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"--set {item!r}: {part} is not a table")
+    target[last] = value
+
+
+def _entry(entries: list, label: str, kind: str, item: str) -> dict[str, Any]:
+    """The entry of ``[[kind]]`` whose label (its ``label``, else its ``name`` or ``id``) is
+    ``label``."""
+    labels = [e.get("label", e.get("name", e.get("id"))) for e in entries]
+    if label not in labels:
+        raise ConfigError(
+            f"--set {item!r}: no {kind} entry labelled {label!r}; accepted: "
+            f"{kind}.<label>.<key> with a label from {labels}"
+        )
+    return entries[labels.index(label)]
 
 
 def with_defaults(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:

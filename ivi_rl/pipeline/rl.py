@@ -21,11 +21,13 @@ def run_rl(
     workers: int | None = None,
     executor: str | None = None,
     address: str | None = None,
+    sets: list[str] | None = None,
     quiet: bool = False,
 ) -> list[dict]:
     """Validate, run unfinished (env, agent, seed) runs and write the report; returns the
     summary rows. ``executor`` (in_process, local, ray) and ``address`` (a Ray cluster's)
-    override the config's."""
+    override the config's; ``sets`` are ``KEY=VALUE`` overrides of any config key
+    (:func:`ivi_rl.pipeline.configs.apply_sets`)."""
     if not isinstance(config, RLConfig):
         config = load_rl_config(
             config,
@@ -35,5 +37,6 @@ def run_rl(
             workers=workers,
             executor_kind=executor,
             executor_address=address,
+            sets=sets,
         )
     return run_pipeline(RLRunner, config, quiet)

@@ -176,3 +176,59 @@ def test_shipped_configs_inherit_instead_of_copying():
         "ablations/deep_sea_prior.toml",
         "deep_sea.toml",
     ]
+
+
+# ------------------------------------------------------------------ command-line overrides
+def test_set_overrides_any_key_by_path(tmp_path):
+    path = _write(tmp_path, "c.toml", BASE)
+    config = load_rl_config(
+        path,
+        sets=[
+            "seeds=2",
+            "defaults.agents.batch_size=16",
+            "agents.ivi_dqn.policy_kwargs.net_arch=[4, 4]",
+            "agents.dqn.learning_rate=0.5",
+            "envs.ivi_rl/DeepSea-v0.sweep={ size = [7] }",
+            "device=cpu",
+        ],
+    )
+    assert config.seeds == [0, 1] and config.device == "cpu"
+    ivi, dqn = config.agents
+    assert ivi.settings["policy_kwargs"] == {"net_arch": [4, 4]}
+    assert ivi.settings["batch_size"] == dqn.settings["batch_size"] == 16
+    assert dqn.settings["learning_rate"] == 0.5
+    assert [e.kwargs["size"] for e in config.envs] == [7]
+    assert load_rl_config(path).agents[1].settings["learning_rate"] == 0.001  # file untouched
+
+
+@pytest.mark.parametrize(
+    ("item", "match"),
+    [
+        ("seeds", r"--set 'seeds' is not accepted; accepted: KEY=VALUE"),
+        ("agents.ppo.learning_rate=1", r"no agents entry labelled 'ppo'; accepted: .*'ivi_dqn'"),
+        ("agents.ivi_dqn=1", r"accepted: agents.<label>.<key>"),
+        ("seeds.x=1", r"seeds is not a table"),
+        ("agents.dqn.bogus=1", r"agent dqn \(dqn\).*bogus"),
+    ],
+)
+def test_bad_sets_are_one_line(tmp_path, item, match):
+    with pytest.raises(ConfigError, match=match):
+        load_rl_config(_write(tmp_path, "c.toml", BASE), sets=[item])
+
+
+def test_set_in_a_bandit_config_and_on_the_command_line(tmp_path, capsys):
+    from ivi_rl.pipeline.bandit_config import load_config as load_bandit
+    from ivi_rl.pipeline.cli import main as cli
+
+    path = _write(
+        tmp_path,
+        "b.toml",
+        'seeds = 3\n[[datasets]]\nname = "wheel"\n[[agents]]\nname = "uniform"\n'
+        '[[agents]]\nname = "ivi_ts"\nlabel = "ivi"\n',
+    )
+    config = load_bandit(path, sets=["agents.ivi.lr=0.05", "datasets.wheel.delta=0.5"])
+    assert config.agents[1].settings == {"lr": 0.05}
+    assert config.datasets[0].settings == {"delta": 0.5}
+    assert cli(["bandit", str(path), "--set", "agents.nope.lr=1", "--quiet"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "no agents entry labelled 'nope'" in line
