@@ -199,6 +199,9 @@ class AgentSpec:
     label: str
     name: str
     settings: dict[str, Any]
+    own: frozenset[str] = dataclasses.field(default=frozenset(), compare=False)
+    """The keys its own entry sets (the rest came from defaults): an env's agent settings
+    (RL) replace the defaults, never these."""
 
 
 def tables(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:

@@ -54,6 +54,7 @@ from .configs import (
     positive,
     seeds,
     select_by_label,
+    tables,
     typed,
     with_defaults,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "EnvSpec",
     "RLConfig",
     "RLTask",
+    "agent_on",
     "build_agent",
     "load_rl_config",
     "make_env",
@@ -101,6 +103,10 @@ class EnvSpec:
     timesteps: int | None
     eval_episodes: int = 0
     eval_every: int = 0
+    agent_defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """``[defaults."<env id>"]``: settings of every agent on this env (per algorithm name, a
+    sub-table); above the other defaults, below an agent's own keys (e.g. the RL Zoo's tuned
+    values per env)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,9 +138,14 @@ def load_rl_config(path: str | Path, **overrides: Any) -> RLConfig:
 def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> RLConfig:
     check_known_keys(raw, TOP_LEVEL)
     raw = {**raw, **overrides}
-    check_defaults(raw, {"envs", "agents", *ALGORITHMS})
-    env_specs = [v for i, t in enumerate(with_defaults(raw, "envs")) for v in _env_variants(i, t)]
-    agents = [_agent(i, t) for i, t in enumerate(with_defaults(raw, "agents"))]
+    check_defaults(raw, {"envs", "agents", *ALGORITHMS, *gym.registry})
+    defaults = raw.get("defaults", {})
+    env_specs = [
+        v for i, t in enumerate(with_defaults(raw, "envs")) for v in _env_variants(i, t, defaults)
+    ]
+    own = [frozenset(t) for t in tables(raw, "agents")]
+    merged = with_defaults(raw, "agents")
+    agents = [_agent(i, t, own[i]) for i, t in enumerate(merged)]
     agents = select_by_label(agents, raw.get("select_agents"), "select_agents")
     check_unique_labels("envs", [e.label for e in env_specs])
     check_unique_labels("agents", [a.label for a in agents])
@@ -149,7 +160,7 @@ def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> RLConfig:
     )
 
 
-def _env_variants(i: int, table: dict[str, Any]) -> list[EnvSpec]:
+def _env_variants(i: int, table: dict[str, Any], defaults: dict[str, Any]) -> list[EnvSpec]:
     table = dict(table)
     env_id = table.pop("id", None)
     if not isinstance(env_id, str):
@@ -159,6 +170,7 @@ def _env_variants(i: int, table: dict[str, Any]) -> list[EnvSpec]:
     )
     episodes = positive(table.pop("episodes", None), f"envs[{i}].episodes")
     timesteps = positive(table.pop("timesteps", None), f"envs[{i}].timesteps")
+    agent_defaults = _env_agent_defaults(env_id, defaults.get(env_id, {}))
     n_eval, every = (
         positive(table.pop(k, None), f"envs[{i}].{k}") or 0 for k in ("eval_episodes", "eval_every")
     )
@@ -176,22 +188,57 @@ def _env_variants(i: int, table: dict[str, Any]) -> list[EnvSpec]:
     ):
         raise ConfigError(f"envs[{i}] ({label}) sweep must be one key with a non-empty list")
     if not sweep:
-        return [EnvSpec(label, env_id, table, episodes, timesteps, n_eval, every)]
+        return [EnvSpec(label, env_id, table, episodes, timesteps, n_eval, every, agent_defaults)]
     ((key, values),) = sweep.items()
     return [
-        EnvSpec(f"{label}_{v}", env_id, {**table, key: v}, episodes, timesteps, n_eval, every)
+        EnvSpec(
+            f"{label}_{v}",
+            env_id,
+            {**table, key: v},
+            episodes,
+            timesteps,
+            n_eval,
+            every,
+            agent_defaults,
+        )
         for v in values
     ]
 
 
-def _agent(i: int, table: dict[str, Any]) -> AgentSpec:
+def _env_agent_defaults(env_id: str, table: dict[str, Any]) -> dict[str, Any]:
+    """``[defaults."<env id>"]``: settings of every agent on that env, and sub-tables named
+    after algorithms."""
+    if any(
+        isinstance(v, dict) and k not in ALGORITHMS and k != "policy_kwargs"
+        for k, v in table.items()
+    ):
+        raise ConfigError(
+            f"defaults.{env_id!r} is not accepted; accepted: agent settings and sub-tables "
+            f"named {', '.join(ALGORITHMS)}"
+        )
+    return table
+
+
+def _agent(i: int, table: dict[str, Any], own: frozenset[str] = frozenset()) -> AgentSpec:
     table = dict(table)
     name = table.pop("name", None)
     if name not in ALGORITHMS:
         raise ConfigError(
             f"agents[{i}]: name={name!r} is not accepted; accepted: {', '.join(ALGORITHMS)}"
         )
-    return AgentSpec(check_label(f"agents[{i}]", table.pop("label", name)), name, table)
+    label = check_label(f"agents[{i}]", table.pop("label", name))
+    return AgentSpec(label, name, table, own - {"name", "label"})
+
+
+def agent_on(agent: AgentSpec, env: EnvSpec) -> AgentSpec:
+    """``agent`` with ``env``'s agent settings: they replace the config's defaults, never a
+    key the agent's own entry sets."""
+    shared = {k: v for k, v in env.agent_defaults.items() if k not in ALGORITHMS}
+    layer = {**shared, **env.agent_defaults.get(agent.name, {})}
+    if not layer:
+        return agent
+    extra = {k: v for k, v in layer.items() if k not in agent.own}
+    return dataclasses.replace(agent, settings={**agent.settings, **extra})
 
 
 def _validate(config: RLConfig) -> None:
@@ -204,12 +251,22 @@ def _validate(config: RLConfig) -> None:
             make_env(spec).close()
         except (gym.error.Error, TypeError, ValueError) as err:
             raise ConfigError(f"env {spec.label} ({spec.id}): {err}") from None
-    first = make_env(config.envs[0])
-    for spec in config.agents:
-        try:
-            build_agent(spec, first, device=config.device)
-        except (TypeError, ValueError, AssertionError) as err:
-            raise ConfigError(f"agent {spec.label} ({spec.name}): {err}") from None
+    # every agent on the first env and on each env with its own agent settings
+    checked = {}
+    for env in config.envs:
+        key = (env.id, repr(env.agent_defaults))
+        if env is config.envs[0] or (env.agent_defaults and key not in checked):
+            checked[key] = env
+    for env in checked.values():
+        built = make_env(env)
+        for spec in config.agents:
+            where = f"agent {spec.label} ({spec.name})"
+            if env.agent_defaults:
+                where += f" on env {env.label}"
+            try:
+                build_agent(agent_on(spec, env), built, device=config.device)
+            except (TypeError, ValueError, AssertionError) as err:
+                raise ConfigError(f"{where}: {err}") from None
 
 
 def build_agent(agent: AgentSpec, env: gym.Env, **kwargs: Any):

@@ -30,7 +30,7 @@ from .atomic import (
     stored_fingerprint_matches,
 )
 from .pipeline import tensorboard_command
-from .rl_config import RLConfig, RLTask, build_agent, make_env
+from .rl_config import RLConfig, RLTask, agent_on, build_agent, make_env
 from .store import TaskOutput, folder_files, run_paths
 
 __all__ = ["EpisodeLogger", "GreedyEvaluation", "RLRunner", "execute_rl"]
@@ -204,7 +204,7 @@ class RLRunner:
     @staticmethod
     def plan(config: RLConfig) -> list[RLTask]:
         tasks = [
-            RLTask(e, a, s, config)
+            RLTask(e, agent_on(a, e), s, config)
             for e in config.envs
             for a in config.agents
             for s in config.seeds

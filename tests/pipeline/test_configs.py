@@ -7,7 +7,7 @@ import pytest
 
 from ivi_rl.pipeline.bandit_config import load_config
 from ivi_rl.pipeline.configs import ConfigError
-from ivi_rl.pipeline.rl_config import load_rl_config
+from ivi_rl.pipeline.rl_config import agent_on, load_rl_config
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
@@ -153,7 +153,7 @@ def test_bad_inheritance_is_one_line(tmp_path, files, match):
 
 def test_shipped_configs_inherit_instead_of_copying():
     """deep_sea_cpu_xl.toml's IVIDQN comes through two bases: deep_sea_cpu.toml's MLP agent
-    on top of deep_sea.toml's bsuite settings; no RL config repeats bsuite's buffer size
+    on top of deep_sea.toml's bsuite settings; no RL config repeats bsuite's replay settings
     except deep_sea.toml's defaults and the two ablations that predate them."""
     xl = load_rl_config(EXPERIMENTS / "deep_sea_cpu_xl.toml")
     assert [a.label for a in xl.agents] == ["ivi_dqn", "bootstrapped_dqn"]
@@ -169,7 +169,7 @@ def test_shipped_configs_inherit_instead_of_copying():
     copies = [
         str(p.relative_to(EXPERIMENTS))
         for p in EXPERIMENTS.rglob("*.toml")
-        if "\nbuffer_size = 10000\n" in p.read_text()
+        if "\nbuffer_size = 10000\nlearning_starts = 128\n" in p.read_text()
     ]
     assert sorted(copies) == [
         "ablations/deep_sea_input.toml",
@@ -232,3 +232,49 @@ def test_set_in_a_bandit_config_and_on_the_command_line(tmp_path, capsys):
     assert cli(["bandit", str(path), "--set", "agents.nope.lr=1", "--quiet"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "no agents entry labelled 'nope'" in line
+
+
+# ------------------------------------------------------------------ per-env agent settings
+def test_env_defaults_sit_between_the_configs_defaults_and_an_agents_own_keys(tmp_path):
+    text = BASE + (
+        '[defaults."ivi_rl/DeepSea-v0"]\nlearning_rate = 0.2\nbatch_size = 8\n'
+        '[defaults."ivi_rl/DeepSea-v0".dqn]\nexploration_fraction = 0.5\n'
+    )
+    config = load_rl_config(_write(tmp_path, "c.toml", text))
+    env = config.envs[0]
+    ivi, dqn = (agent_on(a, env).settings for a in config.agents)
+    assert ivi["learning_rate"] == 0.01  # its own key wins over the env's
+    assert ivi["batch_size"] == dqn["batch_size"] == 8  # the env's beat [defaults.agents]
+    assert dqn["learning_rate"] == 0.2 and dqn["exploration_fraction"] == 0.5
+    assert "exploration_fraction" not in ivi  # per-name tables reach only that algorithm
+
+
+def test_classic_gives_each_env_the_rl_zoos_own_dqn_settings():
+    """rl-baselines3-zoo hyperparams/dqn.yml (commit ce95481b), per env."""
+    zoo = {
+        "cartpole": (0.0023, 64, 100000, 1000, 0.99, 10, 256, 128, 0.16, 0.04, 50000),
+        "mountaincar": (0.004, 128, 10000, 1000, 0.98, 600, 16, 8, 0.2, 0.07, 120000),
+        "acrobot": (0.00063, 128, 50000, 0, 0.99, 250, 4, -1, 0.12, 0.1, 100000),
+    }
+    keys = (
+        "learning_rate",
+        "batch_size",
+        "buffer_size",
+        "learning_starts",
+        "gamma",
+        "target_update_interval",
+        "train_freq",
+        "gradient_steps",
+        "exploration_fraction",
+        "exploration_final_eps",
+    )
+    config = load_rl_config(EXPERIMENTS / "classic.toml")
+    for env in config.envs:
+        agents = {a.name: agent_on(a, env).settings for a in config.agents}
+        dqn = agents["dqn"]
+        assert (*(dqn[k] for k in keys), env.timesteps) == zoo[env.label], env.label
+        assert dqn["policy_kwargs"] == {"net_arch": [256, 256]}
+        ivi = agents["ivi_dqn"]
+        assert ivi["learning_rate"] == 0.1  # its own muP rate
+        assert {k: ivi[k] for k in keys[1:8]} == {k: dqn[k] for k in keys[1:8]}
+        assert not any(k.startswith("exploration") for k in ivi)
