@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,9 @@ import numpy as np
 from .atomic import write_bytes, write_text
 from .bandit_config import BanditConfig
 from .store import figure_bytes, load_runs
+from .tb_compare import MeanRun, layout, write_mean_run
 
-__all__ = ["COLUMNS", "COMPARE", "compare_tags", "report"]
+__all__ = ["COLUMNS", "report"]
 
 COLUMNS = [
     "dataset",
@@ -118,72 +118,47 @@ def _write_tables(config: BanditConfig, rows: list[dict]) -> None:
     write_text(config.out / "summary.md", "\n".join(lines) + "\n")
 
 
-COMPARE = "compare"
-"""TensorBoard's first view: the custom-scalars category with one chart per dataset."""
-
-
-def compare_tags(dataset: str) -> tuple[str, str, str]:
-    """Tags of a dataset's comparison chart in the agents' mean runs: mean, mean - s.e.,
-    mean + s.e. of the cumulative regret (only mean runs carry them, so per-seed runs stay
-    out of the chart)."""
-    base = f"{COMPARE}/{dataset}/cumulative_regret"
-    return base, f"{base}/lower", f"{base}/upper"
+LAYOUT_TITLE = "cumulative regret, mean ± s.e. over seeds, one line per agent"
 
 
 def _write_mean_runs(config: BanditConfig, runs, rows: list[dict]) -> None:
-    from torch.utils.tensorboard import SummaryWriter
-
     by_key = {(r["dataset"], r["agent"]): r for r in rows}
     specs = {a.label: a for a in config.agents}
-    first = True
+    charts = [(ds.label, ds.label, "cumulative_regret") for ds in config.datasets]
+    custom = layout(LAYOUT_TITLE, charts)
     for (ds, ag), found in runs.items():
         if not found:
             continue
-        path = config.out / "tb" / ds / ag / "mean"
-        shutil.rmtree(path, ignore_errors=True)
-        with SummaryWriter(str(path)) as writer:
-            curves = np.array([r["cumulative_regret"] for r in found])
-            cum = curves.mean(0)
-            se = curves.std(0, ddof=1) / np.sqrt(len(found)) if len(found) > 1 else 0 * cum
-            opt = np.mean([r["optimal_fraction"] for r in found], axis=0)
-            tags = compare_tags(ds)
-            for i, step in enumerate(found[0]["log_steps"]):
-                step = int(step)
-                writer.add_scalar("regret/cumulative", float(cum[i]), step)
-                writer.add_scalar("actions/optimal_fraction", float(opt[i]), step)
-                for tag, value in zip(tags, (cum[i], cum[i] - se[i], cum[i] + se[i]), strict=True):
-                    writer.add_scalar(tag, float(value), step)
-            _write_hparams(writer, ds, specs[ag], by_key[ds, ag])
-            if first:  # the layout is read from any run; write it once
-                writer.add_custom_scalars(_layout(config))
-                first = False
+        run = MeanRun(
+            ds,
+            found[0]["log_steps"],
+            {
+                "regret/cumulative": np.array([r["cumulative_regret"] for r in found]),
+                "actions/optimal_fraction": np.array([r["optimal_fraction"] for r in found]),
+            },
+            {"regret/cumulative": "cumulative_regret"},
+            _hparams(ds, specs[ag]),
+            _metrics(by_key[ds, ag]),
+        )
+        write_mean_run(config.out / "tb" / ds / ag / "mean", run, custom)
+        custom = None  # the layout is read from any run; written once
 
 
-def _layout(config: BanditConfig) -> dict:
-    charts = {ds.label: ["Margin", list(compare_tags(ds.label))] for ds in config.datasets}
-    return {f"{COMPARE}: cumulative regret, mean ± s.e. over seeds, one line per agent": charts}
-
-
-def _write_hparams(writer, dataset: str, agent, row: dict) -> None:
-    """The agent's settings (defaults included) as hparams and its final numbers as metrics,
-    so TensorBoard's HParams table lists, filters and sorts the agents."""
-    from torch.utils.tensorboard.summary import hparams
-
+def _hparams(dataset: str, agent) -> dict:
+    """The agent's settings, defaults included, for TensorBoard's HParams table."""
     from ivi_rl.agents.bandits import AGENTS
     from ivi_rl.agents.bandits.base import build_settings
 
     settings = build_settings(AGENTS[agent.name].settings_class, agent.name, dict(agent.settings))
     params = {"dataset": dataset, "agent": agent.name, "label": agent.label}
-    for key, value in sorted(dataclasses.asdict(settings).items()):
-        params[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    return params | dict(sorted(dataclasses.asdict(settings).items()))
+
+
+def _metrics(row: dict) -> dict[str, float]:
     metrics = {"final/regret": row["regret_mean"], "final/rank": float(row["rank"])}
     if row["normalized"] != "":
         metrics["final/normalized_regret"] = float(row["normalized"])
-    exp, ssi, sei = hparams(params, metrics)
-    for summary in (exp, ssi, sei):
-        writer.file_writer.add_summary(summary)
-    for tag, value in metrics.items():
-        writer.add_scalar(tag, value, 0)
+    return metrics
 
 
 def _plot(config: BanditConfig, runs) -> None:

@@ -11,8 +11,9 @@ from .atomic import (
     write_bytes,
     write_text,
 )
-from .rl_config import RLConfig
+from .rl_config import RLConfig, agent_on
 from .store import figure_bytes, load_runs
+from .tb_compare import MeanRun, layout, write_mean_run
 
 __all__ = ["report"]
 
@@ -84,9 +85,81 @@ def _scores(config: RLConfig, runs) -> dict[str, float]:
     return scores
 
 
+RETURN_WINDOW = 10
+"""Episodes in the moving mean of the return that the comparison charts show."""
+
+
+def _write_mean_runs(config: RLConfig, runs, rows: list[dict]) -> None:
+    """TensorBoard's comparison view (:mod:`ivi_rl.pipeline.tb_compare`), by episode: the
+    return (moving mean over 10 episodes) and, where the optimal return is known (Deep Sea),
+    the cumulative regret, mean ± s.e. over seeds. A run stopped at its solve episode ends
+    early, so a mean run covers the episodes every seed ran."""
+    by_key = {(r["env"], r["agent"]): r for r in rows}
+    specs = {a.label: a for a in config.agents}
+    charts = []
+    for e in config.envs:
+        charts.append((f"{e.label} return", e.label, "return"))
+        if _optimal(e) is not None:
+            charts.append((f"{e.label} cumulative regret", e.label, "cumulative_regret"))
+    custom = layout("by episode, mean ± s.e. over seeds, one line per agent", charts)
+    envs_by_label = {e.label: e for e in config.envs}
+    for (env_label, agent_label), found in runs.items():
+        n = min((r["returns"].size for r in found), default=0)
+        if n == 0:
+            continue
+        env = envs_by_label[env_label]
+        returns = np.array([r["returns"][:n] for r in found], dtype=float)
+        curves = {"rollout/episode_return": _moving_mean(returns, RETURN_WINDOW)}
+        banded = {"rollout/episode_return": "return"}
+        optimal = _optimal(env)
+        if optimal is not None:
+            curves["regret/cumulative"] = np.cumsum(optimal - returns, axis=1)
+            banded["regret/cumulative"] = "cumulative_regret"
+        agent = specs[agent_label]
+        params = {"env": env_label, "agent": agent.name, "label": agent.label}
+        params |= dict(sorted(agent_on(agent, env).settings.items()))
+        run = MeanRun(
+            env_label,
+            np.arange(1, n + 1),
+            curves,
+            banded,
+            params,
+            _metrics(by_key[env_label, agent_label]),
+        )
+        write_mean_run(config.out / "tb" / env_label / agent_label / "mean", run, custom)
+        custom = None  # the layout is read from any run; written once
+
+
+def _optimal(env) -> float | None:
+    if env.id != "ivi_rl/DeepSea-v0":
+        return None
+    return envs.optimal_return(env.kwargs["size"], env.kwargs.get("deterministic", True))
+
+
+def _moving_mean(curves: np.ndarray, window: int) -> np.ndarray:
+    """Mean of each row's last ``window`` values (fewer at the start)."""
+    sums = np.cumsum(curves, axis=1)
+    lagged = np.concatenate([np.zeros((len(curves), window)), sums], axis=1)[:, : sums.shape[1]]
+    counts = np.minimum(np.arange(1, sums.shape[1] + 1), window)
+    return (sums - lagged) / counts
+
+
+def _metrics(row: dict) -> dict[str, float]:
+    """The summary row's final numbers that exist, for the HParams table."""
+    metrics = {"final/return": row["final_return"], "final/us_per_step": row["us_per_step"]}
+    for key in ("eval_return", "episodes_to_solve", "good_episodes"):
+        if row[key] != "":
+            metrics[f"final/{key}"] = float(row[key])
+    if row["solved"]:
+        solved, seeds = row["solved"].split("/")
+        metrics["final/solved_fraction"] = int(solved) / int(seeds)
+    return metrics
+
+
 def report(config: RLConfig) -> list[dict]:
     runs = _load(config)
     rows = _rows(config, runs)
+    _write_mean_runs(config, runs, rows)
     cols = [
         "env",
         "agent",

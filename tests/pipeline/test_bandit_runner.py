@@ -254,7 +254,7 @@ def test_tensorboard_compare_layout_has_one_margin_chart_per_dataset(finished):
     seeds' curves."""
     from tensorboard.plugins.custom_scalar import layout_pb2
 
-    from ivi_rl.pipeline.bandit_report import compare_tags
+    from ivi_rl.pipeline.tb_compare import compare_tags
 
     tmp, _, _ = finished
     layouts = []
@@ -269,9 +269,13 @@ def test_tensorboard_compare_layout_has_one_margin_chart_per_dataset(finished):
     (chart,) = category.chart
     assert chart.title == "wheel_0.7"
     series = chart.margin.series[0]
-    assert (series.value, series.lower, series.upper) == compare_tags("wheel_0.7")
+    assert (series.value, series.lower, series.upper) == compare_tags(
+        "wheel_0.7", "cumulative_regret"
+    )
     acc = _mean_run(tmp, "wheel_0.7", "ivi_ts")
-    mean, lower, upper = ([e.value for e in acc.Scalars(t)] for t in compare_tags("wheel_0.7"))
+    mean, lower, upper = (
+        [e.value for e in acc.Scalars(t)] for t in compare_tags("wheel_0.7", "cumulative_regret")
+    )
     curves = []
     for seed in (0, 1):
         with np.load(result_path(tmp / "out", "wheel_0.7", "ivi_ts", seed)) as z:

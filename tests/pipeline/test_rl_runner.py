@@ -245,3 +245,58 @@ def _flat(settings: dict) -> dict:
 def _changes(agent, base) -> dict:
     a, b = _flat(agent.settings), _flat(base.settings)
     return {k: a.get(k) for k in {**a, **b} if a.get(k) != b.get(k)}
+
+
+def test_tensorboard_compare_view_per_env_with_hparams(finished):
+    """Read back with TensorBoard's readers: one layout with a return chart per env and a
+    cumulative-regret chart per Deep Sea size, over the mean runs' compare tags, whose values
+    are mean ± s.e. over seeds; hparams list the agent's settings and final numbers."""
+    from tensorboard.plugins.custom_scalar import layout_pb2
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    from ivi_rl import envs
+    from ivi_rl.pipeline.tb_compare import compare_tags
+
+    tmp, _, rows = finished
+    layouts = []
+    for env in ("deep_sea_4", "deep_sea_5"):
+        for agent in ("ivi_dqn", "dqn"):
+            path = tmp / "out" / "tb" / env / agent / "mean"
+            acc = EventAccumulator(str(path), size_guidance={"tensors": 0, "scalars": 0})
+            acc.Reload()
+            if "custom_scalars__config__" in acc.Tags()["tensors"]:
+                proto = acc.Tensors("custom_scalars__config__")[0].tensor_proto
+                layouts.append(layout_pb2.Layout.FromString(proto.string_val[0]))
+    assert len(layouts) == 1
+    (category,) = layouts[0].category
+    assert [c.title for c in category.chart] == [
+        "deep_sea_4 return",
+        "deep_sea_4 cumulative regret",
+        "deep_sea_5 return",
+        "deep_sea_5 cumulative regret",
+    ]
+    acc = EventAccumulator(
+        str(tmp / "out" / "tb" / "deep_sea_5" / "ivi_dqn" / "mean"),
+        size_guidance={"scalars": 0, "tensors": 0},
+    )
+    acc.Reload()
+    returns = []
+    for seed in (0, 1):
+        with np.load(tmp / "out" / "results" / "deep_sea_5" / "ivi_dqn" / f"seed_{seed}.npz") as z:
+            returns.append(z["returns"])
+    n = min(r.size for r in returns)
+    regret = np.cumsum(envs.optimal_return(5) - np.array([r[:n] for r in returns]), axis=1)
+    mean, lower, upper = (
+        np.array([e.value for e in acc.Scalars(t)])
+        for t in compare_tags("deep_sea_5", "cumulative_regret")
+    )
+    np.testing.assert_allclose(mean, regret.mean(0), rtol=1e-5, atol=1e-6)
+    se = regret.std(0, ddof=1) / np.sqrt(2)
+    np.testing.assert_allclose(upper - lower, 2 * se, rtol=1e-4, atol=1e-5)
+    content = acc.PluginTagToContent("hparams")
+    starts = [plugin_data_pb2.HParamsPluginData.FromString(c) for c in content.values()]
+    info = next(d.session_start_info for d in starts if d.HasField("session_start_info"))
+    assert info.hparams["agent"].string_value == "ivi_dqn"
+    assert info.hparams["batch_size"].number_value == 16
+    row = next(r for r in rows if (r["env"], r["agent"]) == ("deep_sea_5", "ivi_dqn"))
+    assert acc.Scalars("final/return")[0].value == pytest.approx(row["final_return"], rel=1e-6)
