@@ -59,3 +59,27 @@ def test_trace_runs_on_the_shipped_sweep_config_with_a_zero_mean_prior(capsys):
     assert row.spread_unvisited > 0
     main(["--config", sweep, "--size", "10", "--checkpoints", "0", "--draws", "4"])
     assert "n/a (mean 0)" in capsys.readouterr().out
+
+
+def _deep_sea_ivi_configs() -> list[tuple[str, str, int]]:
+    from ivi_rl.pipeline.rl_config import load_rl_config
+
+    cases = []
+    for path in sorted(ABLATIONS.parent.rglob("*.toml")):
+        try:
+            config = load_rl_config(path)
+        except Exception:  # a bandit config
+            continue
+        sizes = [e.kwargs["size"] for e in config.envs if e.id == "ivi_rl/DeepSea-v0"]
+        agents = [a.label for a in config.agents if a.name == "ivi_dqn"]
+        if sizes and agents:
+            cases.append((str(path.relative_to(ABLATIONS.parent)), agents[0], min(sizes)))
+    return cases
+
+
+@pytest.mark.parametrize(("config", "agent", "size"), _deep_sea_ivi_configs())
+def test_trace_starts_on_every_shipped_deep_sea_config(config, agent, size):
+    (row,) = spread_trace(
+        str(ABLATIONS.parent / config), agent, size, seed=0, checkpoints=[0], draws=4
+    )
+    assert row.spread_unvisited >= 0 and row.episodes == 0
