@@ -3,8 +3,9 @@
     python -m experiments.bench_executors [--cpus 2] [--repeats 1]
 
 Starts a Ray cluster on this machine with Ray's own commands (a head and a second node,
-``--cpus`` split between them), then runs ``experiments/default.toml`` and a small Deep Sea
-sweep (deep_sea.toml's agents, N = 6 and 8, 300 episodes, 2 seeds) with ``ivi-rl`` once on
+``--cpus`` split between them), then runs ``experiments/default.toml`` and
+``experiments/deep_sea_small.toml`` (deep_sea.toml's agents, N = 6 and 8, 300 episodes,
+2 seeds) with ``ivi-rl`` once on
 ``--executor local --workers CPUS`` and once on ``--executor ray``, each into a fresh output
 folder (nothing resumed), and prints the wall times and Ray's overhead. The cluster's start
 is not counted (a cluster outlives many runs); connecting to it is. Stops the cluster at the
@@ -24,16 +25,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-DEEP_SEA = f"""
-base = "{ROOT / "experiments" / "deep_sea.toml"}"
-seeds = 2
-
-[[envs]]
-id = "ivi_rl/DeepSea-v0"
-label = "deep_sea"
-episodes = 300
-sweep = {{ size = [6, 8] }}
-"""
 
 
 def _sh(args: list[str], env: dict[str, str]) -> float:
@@ -63,11 +54,12 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[float, float]]:
     try:
         _sh([ray, "start", f"--address=127.0.0.1:{port}", f"--num-cpus={rest}", *common], env)
         with tempfile.TemporaryDirectory() as tmp:
-            deep_sea = Path(tmp) / "deep_sea_bench.toml"
-            deep_sea.write_text(DEEP_SEA)
             configs = {
                 "default.toml (bandit)": ["bandit", str(ROOT / "experiments" / "default.toml")],
-                "Deep Sea N = 6, 8 (rl)": ["rl", str(deep_sea)],
+                "deep_sea_small.toml (rl)": [
+                    "rl",
+                    str(ROOT / "experiments" / "deep_sea_small.toml"),
+                ],
             }
             for name, (kind, config) in configs.items():
                 times = {"local": [], "ray": []}

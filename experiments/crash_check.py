@@ -1,13 +1,14 @@
-"""Crash safety and determinism of the bandit runner, end to end.
+"""Crash safety and determinism of both runners, end to end.
 
     python -m experiments.crash_check [--config experiments/default.toml] [--kills 5]
         [--data-dir DIR] [--seed 0]
 
-Runs the config into fresh folders: (A) uninterrupted; (B1..Bk) each started, killed with
-SIGKILL (the whole process group, workers included) at a random moment, then rerun to
-completion, which resumes; (C) uninterrupted with ``--no-vectorize``. Then compares every
-stored result array of each B and of C with A (wall times excepted) and prints one line per
-comparison with the kill times. Exit status 1 if any array differs.
+Runs the config (a bandit config, or an RL one: told apart by its ``envs``) into fresh
+folders: (A) uninterrupted; (B1..Bk) each started, killed with SIGKILL (the whole process
+group, workers included) at a random moment, then rerun to completion, which resumes;
+(C) uninterrupted on ``--executor in_process`` and, for bandits, (D) with ``--no-vectorize``.
+Then compares every stored result array of each B, C and D with A (wall times excepted) and
+prints one line per comparison with the kill times. Exit status 1 if any array differs.
 """
 
 from __future__ import annotations
@@ -27,10 +28,17 @@ import numpy as np
 SKIP = {"wall_s"}
 
 
+def _kind(config: str) -> str:
+    from ivi_rl.pipeline.configs import read_config
+
+    return "rl" if "envs" in read_config(Path(config)) else "bandit"
+
+
 def _command(config: str, out: Path, data_dir: str | None, *extra: str) -> list[str]:
-    cmd = [sys.executable, "-m", "ivi_rl.pipeline.cli", "bandit", config, "--out", str(out)]
+    kind = _kind(config)
+    cmd = [sys.executable, "-m", "ivi_rl.pipeline.cli", kind, config, "--out", str(out)]
     cmd += ["--quiet", *extra]
-    return cmd + (["--data-dir", data_dir] if data_dir else [])
+    return cmd + (["--data-dir", data_dir] if data_dir and kind == "bandit" else [])
 
 
 def _run(cmd: list[str]) -> float:
@@ -90,8 +98,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"killed after {after:.1f} s and resumed" if killed else "finished before the kill"
             )
             compared.append((name, f"b{k}"))
-        _run(_command(args.config, root / "c", args.data_dir, "--no-vectorize"))
-        compared.append(("--no-vectorize", "c"))
+        variants = [("--executor", "in_process")]
+        if _kind(args.config) == "bandit":
+            variants.append(("--no-vectorize",))
+        for i, extra in enumerate(variants):
+            _run(_command(args.config, root / f"c{i}", args.data_dir, *extra))
+            compared.append((" ".join(extra), f"c{i}"))
         failed = False
         n = len(list((root / "a" / "results").rglob("*.npz")))
         for name, folder in compared:

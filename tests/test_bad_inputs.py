@@ -115,6 +115,29 @@ def test_a_diverging_ividqn_stops_with_one_line():
         model.learn(300)
 
 
+def test_a_huge_but_finite_loss_stops_ividqn_and_max_loss_none_turns_the_check_off():
+    def model(**kwargs):
+        return IVIDQN(
+            "MlpPolicy",
+            gym.make("CartPole-v1"),
+            learning_rate=1e3,
+            learning_starts=10,
+            batch_size=8,
+            train_freq=1,
+            seed=0,
+            policy_kwargs={"optimizer_class": torch.optim.SGD},
+            **kwargs,
+        )
+
+    with pytest.raises(
+        FloatingPointError, match=r"loss is 1\.\d+e\+14 at step 12 .*max_loss=1e\+10"
+    ):
+        model().learn(100)
+    model(max_loss=None).learn(12)  # the same update passes unchecked
+    with pytest.raises(ValueError, match=r"max_loss=-1 is not accepted; accepted: a number > 0"):
+        model(max_loss=-1)
+
+
 def test_cli_reports_a_diverging_run_as_one_line_with_exit_status_1(tmp_path, capsys):
     config = tmp_path / "diverge.toml"
     config.write_text(
@@ -309,3 +332,17 @@ def test_cli_does_not_abbreviate_options_and_has_a_version(capsys):
     with pytest.raises(SystemExit):
         cli(["--version"])
     assert re.fullmatch(r"ivi-rl \d+\.\d+\.\d+\S*\n", capsys.readouterr().out)
+
+
+def test_runs_of_a_renamed_agent_are_named_in_a_warning(tmp_path, capsys):
+    """A renamed agent's old TensorBoard runs and results stay (they are the user's data),
+    but the run says so on stderr, quiet or not, naming the folders."""
+    config = _bandit_config(tmp_path)
+    assert cli(["bandit", str(config), "--quiet"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    label = next(iter((tmp_path / "out" / "tb").glob("*/*"))).name
+    assert cli(["bandit", str(config), "--quiet", "--set", f"agents.{label}.label=renamed"]) == 0
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    dataset = next(iter((tmp_path / "out" / "tb").glob("*"))).name
+    assert line.startswith("ivi-rl: warning: 2 run folder(s)")
+    assert f"tb/{dataset}/{label}, results/{dataset}/{label}" in line

@@ -22,14 +22,22 @@ __all__ = [
 ]
 
 
+MAX_LOSS = 1e10
+"""Default ``max_loss``: a squared TD error of 1e10 means Q-values of order 1e5, past any
+env whose rewards stay within +-1000 at gamma = 0.99 (|Q| <= 1e5): training has diverged."""
+
+
 def finite_loss(algorithm, loss: torch.Tensor) -> float:
     """The loss as a float, or ``FloatingPointError`` naming the algorithm and the step when
-    it is not finite (training then stops instead of writing on with NaN weights)."""
+    it is not finite or exceeds the algorithm's ``max_loss`` (training then stops instead of
+    writing on with diverged weights)."""
     value = loss.item()
-    if not math.isfinite(value):
+    limit = getattr(algorithm, "max_loss", None)
+    if not math.isfinite(value) or (limit is not None and value > limit):
+        why = f" (above max_loss={limit:g}: diverged)" if math.isfinite(value) else ""
         raise FloatingPointError(
-            f"{type(algorithm).__name__}: the training loss is {value} at step "
-            f"{algorithm.num_timesteps} (update {algorithm._n_updates + 1}); lower the "
+            f"{type(algorithm).__name__}: the training loss is {value:.3g} at step "
+            f"{algorithm.num_timesteps} (update {algorithm._n_updates + 1}){why}; lower the "
             "learning rate or check the rewards' scale"
         )
     return value
@@ -91,12 +99,19 @@ class NoEpsilon(NamedRuns, CheckedLoad):
     """Mixin (before DQN in the bases): exploration comes from the network, never epsilon.
 
     Warm-up steps act on the network too (its prior), instead of SB3's uniform dithering.
-    The constructor checks the spaces and refuses epsilon settings.
+    The constructor checks the spaces and refuses epsilon settings. ``max_loss`` (default
+    :data:`MAX_LOSS`, None: off): a training loss above it stops learning with
+    ``FloatingPointError``, as a non-finite one does.
     """
 
-    def __init__(self, policy, env, learning_rate, **kwargs) -> None:
+    def __init__(
+        self, policy, env, learning_rate, max_loss: float | None = MAX_LOSS, **kwargs
+    ) -> None:
         name = type(self).__name__
         check_spaces(name, env)
+        if max_loss is not None and not (isinstance(max_loss, int | float) and max_loss > 0):
+            raise ValueError(f"max_loss={max_loss!r} is not accepted; accepted: a number > 0")
+        self.max_loss = None if max_loss is None else float(max_loss)
         for key in ("exploration_fraction", "exploration_initial_eps", "exploration_final_eps"):
             if kwargs.get(key):
                 raise ValueError(

@@ -241,6 +241,10 @@ class BanditRunner:
         return report(config)
 
     @staticmethod
+    def labels(config: BanditConfig) -> tuple[list[str], list[str]]:
+        return [d.label for d in config.datasets], [a.label for a in config.agents]
+
+    @staticmethod
     def closing(config: BanditConfig) -> str:
         return (
             f"wrote {config.out}/summary.md and {config.out}/regret.png; "

@@ -6,12 +6,14 @@ them, so finished tasks are skipped), how one task runs (a module-level function
 :class:`~ivi_rl.pipeline.store.TaskOutput`), how many steps it counts, and the report.
 :func:`run_pipeline` does the rest the same way for both: one run per output folder (a lock),
 tasks on the config's executor, each result stored by this process as it arrives, a progress
-bar over all steps, the report, and a closing line.
+bar over all steps, the report, a warning naming run folders the config no longer has, and a
+closing line.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,7 +24,7 @@ from .executors import Executor, ExecutorSpec, make_executor
 from .lock import output_lock
 from .store import TaskOutput, store
 
-__all__ = ["Runner", "is_silent", "run_pipeline", "tensorboard_command"]
+__all__ = ["Runner", "is_silent", "run_pipeline", "stale_runs", "tensorboard_command"]
 
 
 class Runner(Protocol):
@@ -36,6 +38,8 @@ class Runner(Protocol):
     def steps(self, task: Any) -> int: ...
 
     def report(self, config: Any) -> list[dict]: ...
+
+    def labels(self, config: Any) -> tuple[list[str], list[str]]: ...
 
     def closing(self, config: Any) -> str: ...
 
@@ -56,9 +60,30 @@ def run_pipeline(
         ) as bar:
             executor.run(runner.run_task, tasks, lambda _, out: store(config.out, out), bar.update)
         rows = runner.report(config)
+        stale = stale_runs(config.out, *runner.labels(config))
+    if stale:  # a warning, shown in quiet mode too
+        shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+        print(
+            f"ivi-rl: warning: {len(stale)} run folder(s) in {config.out} are not in this config "
+            f"(renamed or removed agents, datasets or envs): {shown}; TensorBoard still shows "
+            "them, delete them to hide them",
+            file=sys.stderr,
+        )
     if not silent:
         print(runner.closing(config))
     return rows
+
+
+def stale_runs(out: Path, groups: list[str], agents: list[str]) -> list[str]:
+    """Folders ``tb/<group>/<agent>`` and ``results/<group>/<agent>`` under ``out`` whose
+    group or agent the config does not have (left by an earlier version of the config)."""
+    found = []
+    for kind in ("tb", "results"):
+        for folder in sorted(Path(out, kind).glob("*/*")):
+            group, agent = folder.parent.name, folder.name
+            if folder.is_dir() and (group not in groups or agent not in agents):
+                found.append(f"{kind}/{group}/{agent}")
+    return found
 
 
 def is_silent(quiet: bool) -> bool:
@@ -69,7 +94,5 @@ def is_silent(quiet: bool) -> bool:
 def tensorboard_command() -> str:
     """How to start TensorBoard from this Python: its script next to the interpreter (a venv's
     bin/, not on PATH outside it) when present, else ``python -m tensorboard.main``."""
-    import sys
-
     script = Path(sys.executable).parent / "tensorboard"
     return str(script) if script.exists() else f"{sys.executable} -m tensorboard.main"

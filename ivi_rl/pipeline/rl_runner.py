@@ -222,6 +222,10 @@ class RLRunner:
         return report(config)
 
     @staticmethod
+    def labels(config: RLConfig) -> tuple[list[str], list[str]]:
+        return [e.label for e in config.envs], [a.label for a in config.agents]
+
+    @staticmethod
     def closing(config: RLConfig) -> str:
         return (
             f"wrote {config.out}/summary.md; TensorBoard: {tensorboard_command()} "
