@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 
 import torch
-from ivi_rl.agents.bandits import make_agent
 
 from ivi_rl import envs
+from ivi_rl.agents.bandits import make_agent
 
 SETTINGS = {"lr 0.1, raw rewards": {"lr": 0.1, "reward_scaling": "none"}, "defaults": {}}
 

@@ -18,9 +18,9 @@ import ast
 
 import numpy as np
 import torch
-from ivi_rl.agents.bandits import make_agent
 
 from ivi_rl import envs
+from ivi_rl.agents.bandits import make_agent
 
 
 def run(agent_name, trials, settings, expected: bool) -> dict[str, object]:

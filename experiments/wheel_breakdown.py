@@ -19,9 +19,9 @@ import argparse
 
 import numpy as np
 import torch
-from ivi_rl.agents.bandits import make_agent
 
 from ivi_rl import envs
+from ivi_rl.agents.bandits import make_agent
 
 
 def breakdown(agent_name: str, delta: float, horizon: int, seeds: int) -> dict[str, object]:

@@ -9,12 +9,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+
+import ivi_rl
+from ivi_rl import envs
 from ivi_rl.agents import IVIDQN
 from ivi_rl.agents.bandits import make_agent
 from ivi_rl.envs.tabular import ArraysProblem, FinancialProblem
 from ivi_rl.envs.trial import Trial
-
-from ivi_rl import envs
 from ivi_rl.pipeline.cli import main as cli
 
 
@@ -346,3 +347,55 @@ def test_runs_of_a_renamed_agent_are_named_in_a_warning(tmp_path, capsys):
     dataset = next(iter((tmp_path / "out" / "tb").glob("*"))).name
     assert line.startswith("ivi-rl: warning: 2 run folder(s)")
     assert f"tb/{dataset}/{label}, results/{dataset}/{label}" in line
+
+
+API_CASES = [
+    (lambda: gym.make("ivi_rl/DeepSea-v0", size=1), r"size=1 must be an int >= 2"),
+    (lambda: gym.make("ivi_rl/DeepSea-v0", size="x"), r"size='x' must be an int >= 2"),
+    (lambda: envs.make_problem("mushrom"), r"dataset='mushrom' is not accepted; accepted: mush"),
+    (lambda: envs.make_problem("wheel", deltaa=0.5), r"unknown setting 'deltaa'; accepted: delta"),
+    (lambda: envs.make_problem("wheel", delta=2.0), r"delta=2.0 must be in the open interval"),
+    (
+        lambda: envs.make_problem("classification", x=np.zeros((5, 2)), y=np.zeros(4)),
+        r"X \(5, 2\) and y \(4,\) must be \[N, d\] and \[N\]",
+    ),
+    (lambda: make_agent("ivi_tss", 2, 3, [0], 10), r"agent='ivi_tss' is not accepted; accepted"),
+    (lambda: make_agent("ivi_ts", 2, 3, [0], 10, bogus=1), r"unknown setting 'bogus'"),
+    (lambda: make_agent("ivi_ts", 2, 3, [0], 10, hidden=[-4]), r"hidden=\[-4\] is not accepted"),
+    (lambda: make_agent("ivi_ts", 2, 3, [0], 10, lr="big"), r"lr='big' is not accepted"),
+    (lambda: make_agent("ivi_ts", 2, 3, [], 10), r"seeds must name at least one trial"),
+    (lambda: make_agent("ivi_ts", 2, 3, [0], 0), r"horizon=0 is not accepted; accepted: an int"),
+    (lambda: make_agent("ivi_ts", 1, 3, [0], 10), r"num_actions=1 is not accepted; accepted: an"),
+    (lambda: ivi_rl.VariationalLinear(3, 2, cov="bogus"), r"cov='bogus' is not accepted"),
+    (lambda: ivi_rl.VariationalLinear(0, 2), r"in_features=0 must be a positive int"),
+    (lambda: ivi_rl.make_mlp(3, 2, [-1]), r"hidden=\[-1\] must be a sequence of positive ints"),
+    (lambda: ivi_rl.get_parametrization("mupp"), r"parametrization='mupp' is not accepted"),
+    (
+        lambda: IVIDQN("MlpPolicy", gym.make("Pendulum-v1")),
+        r"IVIDQN needs a Discrete action space",
+    ),
+    (
+        lambda: IVIDQN("MlpPolicy", gym.make("CartPole-v1"), policy_kwargs={"cov": "bogus"}),
+        r"cov='bogus' is not accepted",
+    ),
+    (
+        lambda: IVIDQN("MlpPolicy", gym.make("CartPole-v1"), target="x"),
+        r"target='x' is not accepted; accepted: same_draw, mean, independent",
+    ),
+]
+
+
+@pytest.mark.parametrize(("make", "message"), API_CASES)
+def test_the_python_api_names_the_bad_argument(make, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        make()
+
+
+def test_an_unwritable_out_is_one_line_with_exit_status_2(tmp_path, capsys, monkeypatch):
+    """(Checked through os.access: the tests may run as root, who can write anywhere.)"""
+    import ivi_rl.pipeline.lock as lock
+
+    monkeypatch.setattr(lock.os, "access", lambda path, mode: False)
+    assert cli(["bandit", str(_bandit_config(tmp_path)), "--quiet"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert re.search(r"out='.*/out' is not writable by this user", line)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -115,6 +116,16 @@ class BanditAgent(ABC):
     ) -> None:
         if not seeds:
             raise ValueError("seeds must name at least one trial")
+        for argument, value, least in (
+            ("num_actions", num_actions, 2),
+            ("context_dim", context_dim, 1),
+            ("horizon", horizon, 1),
+        ):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+                raise ValueError(
+                    f"{self.name}: {argument}={value!r} is not accepted; "
+                    f"accepted: an int >= {least}"
+                )
         self.settings = build_settings(self.settings_class, self.name, settings)
         self.num_actions, self.context_dim = num_actions, context_dim
         self.seeds, self.horizon = list(seeds), horizon

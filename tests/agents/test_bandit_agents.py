@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
+from ivi_rl import envs
 from ivi_rl.agents.bandits import AGENTS, make_agent
 from ivi_rl.agents.bandits.linear_posterior import LinearPosterior
 from ivi_rl.agents.bandits.streams import TrialStreams
-
-from ivi_rl import envs
 
 FAST = {"hidden": [32, 32], "train_every": 20, "train_steps": 30, "batch_size": 64}
 PROBLEM = envs.make_problem("linear", context_dim=4, num_actions=3)

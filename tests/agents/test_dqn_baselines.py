@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.wrappers import FlattenObservation
-from ivi_rl.agents import BootstrappedDQN, NoisyDQN
 from stable_baselines3.common.callbacks import BaseCallback
 
 from ivi_rl import envs  # noqa: F401 - registers ivi_rl/DeepSea-v0
+from ivi_rl.agents import BootstrappedDQN, NoisyDQN
 
 SMALL = dict(
     buffer_size=5000, learning_starts=20, batch_size=32, train_freq=1, target_update_interval=4

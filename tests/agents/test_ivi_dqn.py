@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.wrappers import FlattenObservation
-from ivi_rl.agents import IVIDQN
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 import ivi_rl
 from ivi_rl import envs
+from ivi_rl.agents import IVIDQN
 
 SMALL = dict(
     learning_rate=1e-3,

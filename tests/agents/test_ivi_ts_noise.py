@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from ivi_rl.agents.bandits import make_agent
 from ivi_rl.agents.bandits.noise import NeighbourNoise
 

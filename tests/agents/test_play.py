@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ivi_rl.agents.bandits import OneTrial, run_agent
 
 from ivi_rl import envs
+from ivi_rl.agents.bandits import OneTrial, run_agent
 
 SETTINGS = {"hidden": [16], "train_every": 20, "train_steps": 5, "batch_size": 16}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import pytest
+
 from ivi_rl.agents import IVIDQN, BootstrappedDQN, NoisyDQN
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from ivi_rl.envs import ChecksumError, DataFile, MissingDataError, data_dir, data_path, make_problem
 from ivi_rl.envs import data as data_module
 from ivi_rl.envs._lzw import decompress_z

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from ivi_rl.envs import ClassificationProblem, MushroomProblem, make_problem
 from ivi_rl.envs.loaders import read_adult, read_census, read_covertype, read_mushroom
 

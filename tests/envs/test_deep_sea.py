@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from ivi_rl.envs import DeepSeaEnv, deep_sea_score, optimal_return, solve_episode
 
 

@@ -306,9 +306,8 @@ def test_tensorboard_hparams_list_each_agents_settings_and_final_numbers(finishe
 def test_the_front_door_gives_the_runners_results(finished):
     """agents.bandits.run_agent on the same problem, seeds and settings reproduces the
     benchmark runner's stored regret exactly (one loop, agents.bandits.play, serves both)."""
-    from ivi_rl.agents.bandits import run_agent
-
     from ivi_rl import envs
+    from ivi_rl.agents.bandits import run_agent
 
     tmp, _, _ = finished
     settings = {"hidden": [16, 16], "train_every": 20, "train_steps": 10, "batch_size": 32}
