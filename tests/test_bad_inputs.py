@@ -399,3 +399,35 @@ def test_an_unwritable_out_is_one_line_with_exit_status_2(tmp_path, capsys, monk
     assert cli(["bandit", str(_bandit_config(tmp_path)), "--quiet"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert re.search(r"out='.*/out' is not writable by this user", line)
+
+
+CLI_CASES = [
+    (["bandit", "{bandit}", "--seeds", "0"], r"seeds=0 must be a positive count"),
+    (["bandit", "{bandit}", "--horizon", "0"], r"horizon=0 must be a positive int"),
+    (["bandit", "{bandit}", "--device", "tpu"], r"device='tpu' is not a device; accepted"),
+    (["bandit", "{bandit}", "--workers", "0"], r"workers=0 must be a positive int"),
+    (["bandit", "{bandit}", "--executor", "bogus"], r"executor='bogus' is not accepted"),
+    (["bandit", "{bandit}", "--address", "h:1"], r"address='h:1' is not accepted with executor"),
+    (["bandit", "{bandit}", "--set", "x"], r"--set 'x' is not accepted; accepted: KEY=VALUE"),
+    (["bandit", "{dir}/nope.toml"], r"config file .*nope.toml does not exist"),
+    (
+        ["rl", "{bandit}"],
+        r"this is a bandit config \(\[\[datasets\]\]\); run it with `ivi-rl bandit`",
+    ),
+    (["bandit", "{rl}"], r"this is an RL config \(\[\[envs\]\]\); run it with `ivi-rl rl`"),
+    (["rl", "{rl}", "--device", "cuda:9"], r"device='cuda:9'"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), CLI_CASES)
+def test_cli_bad_arguments_are_one_line_with_exit_status_2(tmp_path, capsys, argv, message):
+    bandit = _bandit_config(tmp_path)
+    rl = tmp_path / "rl.toml"
+    rl.write_text('[[envs]]\nid = "ivi_rl/DeepSea-v0"\nepisodes = 2\n[[agents]]\nname = "dqn"\n')
+    argv = [a.format(bandit=bandit, rl=rl, dir=tmp_path) for a in argv]
+    if "cuda:9" in argv and torch.cuda.device_count() > 9:
+        pytest.skip("this machine has a cuda:9")
+    assert cli([*argv, "--quiet"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert re.search(message, line), line
+    assert not (tmp_path / "out").exists()

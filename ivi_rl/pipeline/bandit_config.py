@@ -106,6 +106,8 @@ def load_config(path: str | Path, **overrides: Any) -> BanditConfig:
 
 
 def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> BanditConfig:
+    if "envs" in raw and "datasets" not in raw:
+        raise ConfigError("this is an RL config ([[envs]]); run it with `ivi-rl rl`")
     check_known_keys(raw, TOP_LEVEL)
     raw = {**raw, **overrides}
     check_defaults(raw, {"datasets", "agents", *envs.DATASETS, *AGENTS})

@@ -136,6 +136,8 @@ def load_rl_config(path: str | Path, **overrides: Any) -> RLConfig:
 
 
 def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> RLConfig:
+    if "datasets" in raw and "envs" not in raw:
+        raise ConfigError("this is a bandit config ([[datasets]]); run it with `ivi-rl bandit`")
     check_known_keys(raw, TOP_LEVEL)
     raw = {**raw, **overrides}
     check_defaults(raw, {"envs", "agents", *ALGORITHMS, *gym.registry})
