@@ -278,3 +278,35 @@ def test_classic_gives_each_env_the_rl_zoos_own_dqn_settings():
         assert ivi["learning_rate"] == 0.1  # its own muP rate
         assert {k: ivi[k] for k in keys[1:8]} == {k: dqn[k] for k in keys[1:8]}
         assert not any(k.startswith("exploration") for k in ivi)
+
+
+# ------------------------------------------------------------------ executors
+def test_the_executor_comes_from_the_config_or_the_command_line(tmp_path):
+    from ivi_rl.pipeline.executors import ExecutorKind, ExecutorSpec
+
+    path = _write(tmp_path, "c.toml", "workers = 3\n" + BASE)
+    assert load_rl_config(path).executor == ExecutorSpec(ExecutorKind.LOCAL, workers=3)
+    table = '[executor]\nkind = "in_process"\ncpus_per_task = 2\nmax_retries = 0\n'
+    path = _write(tmp_path, "t.toml", BASE + table)
+    spec = load_rl_config(path).executor
+    assert (spec.kind, spec.cpus_per_task, spec.max_retries) == ("in_process", 2, 0)
+    spec = load_rl_config(path, executor_kind="local").executor  # --executor wins
+    assert (spec.kind, spec.cpus_per_task) == ("local", 2)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('executor = "rey"\n', r"executor='rey' is not accepted; accepted: in_process, local, ray"),
+        ("executor = 3\n", r"executor=3 is not accepted; accepted: one of in_process"),
+        ("[executor]\ncores = 2\n", r"executor: unknown keys \['cores'\]"),
+        ("[executor]\ngpus_per_task = -1\n", r"executor.gpus_per_task=-1 must be a number >= 0"),
+        ("[executor]\ncpus_per_task = 0\n", r"executor.cpus_per_task=0 must be a positive int"),
+        ("[executor]\nmax_retries = -1\n", r"executor.max_retries=-1 must be an int >= 0"),
+        ('[executor]\naddress = "h:1"\n', r"address='h:1' is not accepted with executor='local'"),
+    ],
+)
+def test_bad_executors_are_one_line(tmp_path, text, match):
+    with pytest.raises(ConfigError, match=match):
+        text = BASE + text if text.startswith("[") else text + BASE  # a table goes last
+        load_rl_config(_write(tmp_path, "c.toml", text))
