@@ -97,3 +97,36 @@ def test_workers_report_every_progress_count(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "100 10 [(1, 100), (2, 200), (3, 300), (4, 400)]"
+
+
+def test_in_process_hands_every_value_to_on_done_with_one_thread_and_restores_the_count():
+    import torch
+
+    from ivi_rl.pipeline.executors import InProcess
+
+    before = torch.get_num_threads()
+    seen, counts = {}, []
+
+    def task(n, progress):
+        progress(n)
+        return n * 10, torch.get_num_threads()
+
+    InProcess().run(task, [1, 2, 3], seen.__setitem__, counts.append)
+    assert seen == {1: (10, 1), 2: (20, 1), 3: (30, 1)}
+    assert counts == [1, 2, 3]
+    assert torch.get_num_threads() == before
+
+
+def test_a_failing_task_stops_the_run_and_keeps_what_was_handed_over():
+    from ivi_rl.pipeline.executors import InProcess
+
+    seen = []
+
+    def task(n, progress):
+        if n == 2:
+            raise FloatingPointError("task 2 diverged")
+        return n
+
+    with pytest.raises(FloatingPointError, match="task 2 diverged"):
+        InProcess().run(task, [1, 2, 3], lambda t, v: seen.append(v), lambda n: None)
+    assert seen == [1]
