@@ -67,6 +67,14 @@ def _add_run_arguments(p: argparse.ArgumentParser, example: str) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+COMMON = ("out", "seeds", "device", "workers", "executor", "address", "sets", "quiet")
+"""The arguments both runners take (:func:`_add_run_arguments`), by keyword."""
+
+
+def _common(args: argparse.Namespace) -> dict:
+    return {key: getattr(args, key) for key in COMMON}
+
+
 def _bandit(argv: list[str]) -> int:
     from ivi_rl.pipeline.bandit import run_bandit
 
@@ -82,17 +90,10 @@ def _bandit(argv: list[str]) -> int:
         "ivi-rl bandit",
         lambda: run_bandit(
             args.config,
-            out=args.out,
-            seeds=args.seeds,
             horizon=args.horizon,
-            device=args.device,
             data_dir=args.data_dir,
-            workers=args.workers,
             vectorize=False if args.no_vectorize else None,
-            executor=args.executor,
-            address=args.address,
-            sets=args.sets,
-            quiet=args.quiet,
+            **_common(args),
         ),
     )
 
@@ -105,20 +106,7 @@ def _rl(argv: list[str]) -> int:
     )
     _add_run_arguments(p, "experiments/deep_sea.toml")
     args = p.parse_args(argv)
-    return _reporting_config_errors(
-        "ivi-rl rl",
-        lambda: run_rl(
-            args.config,
-            out=args.out,
-            seeds=args.seeds,
-            device=args.device,
-            workers=args.workers,
-            executor=args.executor,
-            address=args.address,
-            sets=args.sets,
-            quiet=args.quiet,
-        ),
-    )
+    return _reporting_config_errors("ivi-rl rl", lambda: run_rl(args.config, **_common(args)))
 
 
 def _version() -> str:
