@@ -8,6 +8,7 @@ model's muP parameter groups, each carrying its LR multiplier.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -21,7 +22,7 @@ import ivi_rl
 
 from .common import check_choice
 
-__all__ = ["IVIDQNPolicy", "PosteriorQNetwork"]
+__all__ = ["IVIDQNPolicy", "PosteriorQNetwork", "QNetworkSettings"]
 
 _ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.GELU: "gelu", nn.SiLU: "silu", nn.ELU: "elu"}
 
@@ -71,6 +72,44 @@ def _parametrization(name: str | ivi_rl.Parametrization, bias_std: float) -> ivi
     return kind(bias_std=bias_std)
 
 
+@dataclasses.dataclass(frozen=True)
+class QNetworkSettings:
+    """What a :class:`PosteriorQNetwork` is, beyond SB3's ``net_arch`` and activation: the
+    policy's extra ``policy_kwargs`` (see :class:`IVIDQNPolicy` for each), checked here."""
+
+    stochastic: str = "input_output"
+    cov: str = "auto"
+    rank: int | None = None
+    parametrization: str | ivi_rl.Parametrization = "mup"
+    bias_std: float = DEFAULT_BIAS_STD
+    input_scale: float | str = 1.0
+    bias: bool = True
+    frozen: str = "none"
+    prior_mean: str = "random"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.bias, bool):
+            raise ValueError(f"bias={self.bias!r} is not accepted; accepted: True, False")
+        check_choice("frozen", self.frozen, FROZEN)
+        check_choice("prior_mean", self.prior_mean, PRIOR_MEANS)
+        _input_scale(self.input_scale, 1)  # the check; the value depends on the input size
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> QNetworkSettings:
+        """The settings from ``policy_kwargs``; an unknown key is one error naming all."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(
+                f"policy_kwargs {unknown} are not accepted; accepted: SB3's DQNPolicy "
+                f"arguments and {', '.join(sorted(known))}"
+            )
+        return cls(**kwargs)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
 class PosteriorQNetwork(QNetwork):
     """Q(s, .) from a variational MLP; ``held`` holds the current draw of every environment."""
 
@@ -83,15 +122,7 @@ class PosteriorQNetwork(QNetwork):
         net_arch: list[int] | None = None,
         activation_fn: type[nn.Module] = nn.ReLU,
         normalize_images: bool = True,
-        stochastic: str = "input_output",
-        cov: str = "auto",
-        rank: int | None = None,
-        parametrization: str | ivi_rl.Parametrization = "mup",
-        bias_std: float = DEFAULT_BIAS_STD,
-        input_scale: float | str = 1.0,
-        bias: bool = True,
-        frozen: str = "none",
-        prior_mean: str = "random",
+        settings: QNetworkSettings | None = None,
     ) -> None:
         super().__init__(
             observation_space,
@@ -107,49 +138,36 @@ class PosteriorQNetwork(QNetwork):
                 f"activation_fn={activation_fn.__name__} is not supported; accepted: "
                 + ", ".join(a.__name__ for a in _ACTIVATIONS)
             )
-        self.posterior_kwargs = {
-            "stochastic": stochastic,
-            "cov": cov,
-            "rank": rank,
-            "parametrization": parametrization,
-            "bias_std": bias_std,
-            "input_scale": input_scale,
-            "bias": bias,
-            "frozen": frozen,
-            "prior_mean": prior_mean,
-        }
-        if not isinstance(bias, bool):
-            raise ValueError(f"bias={bias!r} is not accepted; accepted: True, False")
-        check_choice("frozen", frozen, FROZEN)
-        check_choice("prior_mean", prior_mean, PRIOR_MEANS)
-        self.input_scale = _input_scale(input_scale, features_dim)
+        self.settings = settings = settings or QNetworkSettings()
+        self.input_scale = _input_scale(settings.input_scale, features_dim)
         self.q_net = ivi_rl.make_mlp(
             features_dim,
             int(action_space.n),
             self.net_arch,
             activation=_ACTIVATIONS[activation_fn],
-            stochastic=stochastic,
-            cov=cov,
-            rank=rank,
-            parametrization=_parametrization(parametrization, bias_std),
-            bias=bias,
+            stochastic=settings.stochastic,
+            cov=settings.cov,
+            rank=settings.rank,
+            parametrization=_parametrization(settings.parametrization, settings.bias_std),
+            bias=settings.bias,
         )
-        if prior_mean == "zero":
+        if settings.prior_mean == "zero":
             # the prior becomes N(0, covariance): no random mean function shared by every
             # draw, so at a state never trained on each action is preferred by half the draws.
             # Deterministic layers keep their random means (zero ones would be dead ReLUs).
             stochastic_layers = [layer for layer in self.q_net.layers if layer.is_stochastic]
             if not stochastic_layers:
                 raise ValueError(
-                    f"prior_mean='zero' needs stochastic layers, but stochastic={stochastic!r} "
-                    "builds none; use prior_mean='random' for a deterministic network"
+                    f"prior_mean='zero' needs stochastic layers, but "
+                    f"stochastic={settings.stochastic!r} builds none; use "
+                    "prior_mean='random' for a deterministic network"
                 )
             with torch.no_grad():
                 for layer in stochastic_layers:
                     layer.weight.zero_()
         # frozen layers keep their prior draw (mean and covariance): the expected loss can then
         # not shrink the shared path through which every state's uncertainty reaches Q
-        first = _first_frozen_layer(frozen, len(self.q_net.layers), self.net_arch)
+        first = _first_frozen_layer(settings.frozen, len(self.q_net.layers), self.net_arch)
         for layer in self.q_net.layers[first:]:
             layer.requires_grad_(False)
         self.held: ivi_rl.Noise | None = None
@@ -216,14 +234,15 @@ class PosteriorQNetwork(QNetwork):
         return q.argmax(dim=1).reshape(-1)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), **self.posterior_kwargs}
+        return {**super()._get_constructor_parameters(), "settings": self.settings}
 
 
 class IVIDQNPolicy(DQNPolicy):
     """DQN policy with a :class:`PosteriorQNetwork`; ``deterministic=True`` acts on the
     posterior mean, ``deterministic=False`` on each environment's held draw.
 
-    Extra args: ``stochastic``, ``cov``, ``rank``, ``parametrization`` (see ``ivi_rl.make_mlp``),
+    Extra args (``policy_kwargs``, held as one :class:`QNetworkSettings`): ``stochastic``,
+    ``cov``, ``rank``, ``parametrization`` (see ``ivi_rl.make_mlp``),
     ``bias_std``, the biases' prior std (default 0, see :data:`DEFAULT_BIAS_STD`), and
     ``input_scale``, a factor on the network's input: a number or ``'sqrt_dim'``. muP's input
     layer (prior std 1/sqrt(fan_in)) assumes dense inputs whose norm is about sqrt(dim); a
@@ -264,15 +283,7 @@ class IVIDQNPolicy(DQNPolicy):
         normalize_images: bool = True,
         optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
-        stochastic: str = "input_output",
-        cov: str = "auto",
-        rank: int | None = None,
-        parametrization: str | ivi_rl.Parametrization = "mup",
-        bias_std: float = DEFAULT_BIAS_STD,
-        input_scale: float | str = 1.0,
-        bias: bool = True,
-        frozen: str = "none",
-        prior_mean: str = "random",
+        **settings: Any,
     ) -> None:
         if optimizer_class not in (torch.optim.SGD, torch.optim.Adam):
             raise ValueError(
@@ -280,17 +291,7 @@ class IVIDQNPolicy(DQNPolicy):
                 "accepted: torch.optim.SGD, torch.optim.Adam"
             )
         # set before super().__init__, which calls _build
-        self.posterior_kwargs = {
-            "stochastic": stochastic,
-            "cov": cov,
-            "rank": rank,
-            "parametrization": parametrization,
-            "bias_std": bias_std,
-            "input_scale": input_scale,
-            "bias": bias,
-            "frozen": frozen,
-            "prior_mean": prior_mean,
-        }
+        self.settings = QNetworkSettings.from_kwargs(settings)
         super().__init__(
             observation_space,
             action_space,
@@ -306,7 +307,7 @@ class IVIDQNPolicy(DQNPolicy):
 
     def make_q_net(self) -> PosteriorQNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        return PosteriorQNetwork(**net_args, **self.posterior_kwargs).to(self.device)
+        return PosteriorQNetwork(**net_args, settings=self.settings).to(self.device)
 
     def _build(self, lr_schedule) -> None:
         self.q_net = self.make_q_net()
@@ -335,4 +336,4 @@ class IVIDQNPolicy(DQNPolicy):
             super().set_training_mode(mode)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
-        return {**super()._get_constructor_parameters(), **self.posterior_kwargs}
+        return {**super()._get_constructor_parameters(), **self.settings.as_kwargs()}

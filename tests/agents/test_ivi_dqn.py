@@ -219,7 +219,7 @@ def test_frozen_layers_keep_their_prior_draw_and_the_rest_trains(frozen, trained
         assert (not torch.equal(value, before[name])) == (name in trained), name
     model.save(tmp_path / "model")
     loaded = IVIDQN.load(tmp_path / "model").policy.q_net
-    assert loaded.posterior_kwargs["frozen"] == frozen
+    assert loaded.settings.frozen == frozen
     assert {n for n, p in loaded.q_net.named_parameters() if p.requires_grad} == trained
     assert loaded.q_net.layers[0].bias is None
 
@@ -289,7 +289,7 @@ def test_zero_prior_mean_starts_the_stochastic_layers_means_at_zero(tmp_path):
     target = nets["zero"].q_net_target.q_net.layers
     assert not target[0].weight.any() and not target[2].weight.any()
     model.save(tmp_path / "model")
-    assert IVIDQN.load(tmp_path / "model").policy.q_net.posterior_kwargs["prior_mean"] == "zero"
+    assert IVIDQN.load(tmp_path / "model").policy.q_net.settings.prior_mean == "zero"
 
 
 def test_zero_prior_mean_without_stochastic_layers_is_named():
@@ -487,3 +487,21 @@ def test_ivi_dqn_on_cuda(cuda_device):
     )
     model.learn(total_timesteps=100)
     assert next(model.policy.parameters()).device.type == "cuda"
+
+
+def test_the_q_networks_settings_are_one_checked_dataclass(tmp_path):
+    """policy_kwargs beyond SB3's become one QNetworkSettings, checked when built, saved and
+    loaded whole; an unknown key names every accepted one."""
+    from ivi_rl.agents.sb3.policies import QNetworkSettings
+
+    env = gym.make("CartPole-v1")
+    kwargs = {"net_arch": [8], "cov": "diagonal", "bias": False, "prior_mean": "zero"}
+    model = IVIDQN("MlpPolicy", env, policy_kwargs=kwargs, seed=0)
+    expected = QNetworkSettings(cov="diagonal", bias=False, prior_mean="zero")
+    assert model.policy.settings == model.policy.q_net.settings == expected
+    model.save(tmp_path / "m")
+    assert IVIDQN.load(tmp_path / "m").policy.q_net_target.settings == expected
+    with pytest.raises(TypeError, match=r"policy_kwargs \['bogus'\] are not accepted; accepted"):
+        IVIDQN("MlpPolicy", env, policy_kwargs={"bogus": 1})
+    with pytest.raises(ValueError, match=r"input_scale=-1 is not accepted"):
+        QNetworkSettings(input_scale=-1)
