@@ -88,3 +88,9 @@ def test_installed_wheel_coexists_with_a_users_envs_and_agents(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["(4,", "4)", "ivi_rl.agents.sb3.ivi_dqn"]
+    # the console script of the wheel, run from the user's folder
+    version = subprocess.run(
+        [venv / "bin" / "ivi-rl", "--version"], cwd=project, capture_output=True, text=True
+    )
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.strip() == f"ivi-rl {PYPROJECT['project']['version']}"
