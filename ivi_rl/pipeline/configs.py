@@ -287,7 +287,8 @@ EXECUTOR_KEYS = {"kind", "address", "cpus_per_task", "gpus_per_task", "max_retri
 def executor_spec(raw: dict[str, Any]) -> ExecutorSpec:
     """The config's executor: ``executor = "ray"`` or a table ``[executor]`` with ``kind``
     (in_process, local, ray), ``address``, ``cpus_per_task``, ``gpus_per_task`` and
-    ``max_retries``; the top-level ``workers`` sizes the local pool. The command line's
+    ``max_retries``; the top-level ``workers`` sizes the local pool. With ``device = "cuda"``
+    a Ray task asks for one GPU unless ``gpus_per_task`` says otherwise. The command line's
     ``--executor``/``--address`` arrive as ``executor_kind``/``executor_address``."""
     value = raw.get("executor", {})
     table = {"kind": value} if isinstance(value, str) else value
@@ -310,7 +311,8 @@ def executor_spec(raw: dict[str, Any]) -> ExecutorSpec:
             f"address={address!r} is not accepted with executor={kind!r}; accepted: a Ray "
             "cluster address (host:port or 'auto') with executor='ray'"
         )
-    gpus = table.get("gpus_per_task", 0)
+    on_gpu = kind == ExecutorKind.RAY and str(raw.get("device", "cpu")).startswith("cuda")
+    gpus = table.get("gpus_per_task", 1 if on_gpu else 0)  # a cuda run asks Ray for a GPU
     if isinstance(gpus, bool) or not isinstance(gpus, int | float) or not 0 <= gpus:
         raise ConfigError(f"executor.gpus_per_task={gpus!r} must be a number >= 0")
     retries = table.get("max_retries", 3)

@@ -310,3 +310,15 @@ def test_bad_executors_are_one_line(tmp_path, text, match):
     with pytest.raises(ConfigError, match=match):
         text = BASE + text if text.startswith("[") else text + BASE  # a table goes last
         load_rl_config(_write(tmp_path, "c.toml", text))
+
+
+def test_a_cuda_run_on_ray_asks_for_a_gpu_per_task_unless_told():
+    from ivi_rl.pipeline.configs import executor_spec
+
+    pytest.importorskip("ray")
+    cuda = {"device": "cuda", "executor": "ray"}
+    assert executor_spec(cuda).gpus_per_task == 1.0
+    shared = {"device": "cuda:0", "executor": {"kind": "ray", "gpus_per_task": 0.25}}
+    assert executor_spec(shared).gpus_per_task == 0.25
+    assert executor_spec({"device": "cpu", "executor": "ray"}).gpus_per_task == 0.0
+    assert executor_spec({"device": "cuda"}).gpus_per_task == 0.0  # the local pool asks nothing
