@@ -150,8 +150,31 @@ def test_cli_reports_a_diverging_run_as_one_line_with_exit_status_1(tmp_path, ca
     assert cli(["bandit", str(config), "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert "ivi-rl bandit: error: agent 'ivi_ts': the training loss is not finite" in err[0]
+    assert "ivi-rl bandit: error: wheel/ivi_ts: agent 'ivi_ts': the training loss is not" in err[0]
     assert not (tmp_path / "out" / "summary.md").exists()
+
+
+def test_cli_names_env_agent_and_seed_of_a_diverging_rl_run(tmp_path, capsys):
+    config = tmp_path / "diverge.toml"
+    lines = [
+        f'out = "{tmp_path / "out"}"',
+        "seeds = [3]",
+        "workers = 1",
+        "[[envs]]",
+        'id = "CartPole-v1"',
+        "timesteps = 300",
+        "[[agents]]",
+        'name = "ivi_dqn"',
+        "learning_rate = 1e3",
+        "learning_starts = 10",
+        "batch_size = 8",
+        'policy_kwargs = { optimizer_class = "sgd" }',
+    ]
+    config.write_text("\n".join(lines) + "\n")
+    assert cli(["rl", str(config), "--quiet"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("ivi-rl rl: error: cartpole/ivi_dqn, seed 3: IVIDQN: the training")
+    assert "above max_loss=1e+10" in line
 
 
 TINY_BANDIT = (

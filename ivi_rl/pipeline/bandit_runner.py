@@ -115,9 +115,13 @@ def log_steps(horizon: int, points: int) -> np.ndarray:
 
 def execute(task: Task, progress: Callable[[int], None] = lambda n: None) -> TaskOutput:
     """Run one task, S trials of one agent on one dataset as one batch; returns the trials'
-    TensorBoard runs and result files for the driver to store."""
+    TensorBoard runs and result files for the driver to store. A diverged run's error names
+    the dataset and the agent (the agent's own message names the step and the trials)."""
     with tempfile.TemporaryDirectory(prefix="ivi_rl_task_") as scratch:
-        return _execute(task, progress, Path(scratch))
+        try:
+            return _execute(task, progress, Path(scratch))
+        except FloatingPointError as err:
+            raise FloatingPointError(f"{task.dataset.label}/{task.agent.label}: {err}") from None
 
 
 def _execute(task: Task, progress: Callable[[int], None], scratch: Path) -> TaskOutput:

@@ -147,9 +147,13 @@ class GreedyEvaluation(BaseCallback):
 
 def execute_rl(task: RLTask, progress: Callable[[int], None] = lambda n: None) -> TaskOutput:
     """Run one (env, agent, seed); returns its TensorBoard run and result file for the driver
-    to store."""
+    to store. A diverged run's error names the env, the agent and the seed."""
     with tempfile.TemporaryDirectory(prefix="ivi_rl_task_") as scratch:
-        return _execute(task, progress, Path(scratch))
+        try:
+            return _execute(task, progress, Path(scratch))
+        except FloatingPointError as err:
+            where = f"{task.env.label}/{task.agent.label}, seed {task.seed}"
+            raise FloatingPointError(f"{where}: {err}") from None
 
 
 def _execute(task: RLTask, progress: Callable[[int], None], scratch: Path) -> TaskOutput:
