@@ -58,6 +58,13 @@ class IVIDQN(EpisodicSampling, DQN):
     ``parametrization`` (see ``ivi_rl.make_mlp``), ``bias_std``, ``input_scale``, ``bias`` and
     ``frozen`` (see :class:`IVIDQNPolicy`) and accept ``optimizer_class`` SGD or Adam.
     ``predict(obs, deterministic=True)`` acts on the posterior mean, ``False`` on the held draw.
+
+    Where the defaults depart from plain IVI: the optimizer is Adam with muP's Adam table
+    (``policy_kwargs={"optimizer_class": torch.optim.SGD}`` gives the paper's SGD) and SB3's
+    gradient clipping at norm 10 stays on (``max_grad_norm``). Plain SGD without clipping
+    diverged on CartPole at base rates 0.003-0.03 (experiments/RESULTS.md, "CartPole-v1");
+    the Deep Sea sweep's linear agent uses SGD. ``max_loss`` (default 1e10) stops a run whose
+    loss diverges.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": IVIDQNPolicy}
