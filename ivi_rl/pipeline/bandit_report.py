@@ -14,7 +14,7 @@ import numpy as np
 from .atomic import write_bytes, write_text
 from .bandit_config import BanditConfig
 from .store import figure_bytes, load_runs
-from .tb_compare import MeanRun, layout, write_mean_run
+from .tb_compare import MeanRun, layout, mean_and_se, write_mean_run
 
 __all__ = ["COLUMNS", "report"]
 
@@ -180,9 +180,7 @@ def _plot(config: BanditConfig, runs) -> None:
             found = runs[ds.label, ag.label]
             if not found:
                 continue
-            curves = np.array([r["cumulative_regret"] for r in found])
-            mean = curves.mean(0)
-            se = curves.std(0, ddof=1) / np.sqrt(len(found)) if len(found) > 1 else 0 * mean
+            mean, se = mean_and_se(np.array([r["cumulative_regret"] for r in found]))
             steps = found[0]["log_steps"]
             ax.plot(steps, mean, label=ag.label)
             ax.fill_between(steps, mean - se, mean + se, alpha=0.2)

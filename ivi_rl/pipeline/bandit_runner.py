@@ -15,7 +15,6 @@ Output directory:
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +28,7 @@ from ivi_rl.agents.bandits import make_agent, play
 from .atomic import fingerprint_of, npz_bytes, stored_fingerprint_matches
 from .bandit_config import AgentSpec, BanditConfig, DatasetSpec
 from .pipeline import tensorboard_command
-from .store import TaskOutput, folder_files, run_paths
+from .store import TaskOutput, folder_files, in_scratch, run_paths
 
 __all__ = ["TAGS", "BanditRunner", "Task", "execute", "plan"]
 
@@ -117,11 +116,7 @@ def execute(task: Task, progress: Callable[[int], None] = lambda n: None) -> Tas
     """Run one task, S trials of one agent on one dataset as one batch; returns the trials'
     TensorBoard runs and result files for the driver to store. A diverged run's error names
     the dataset and the agent (the agent's own message names the step and the trials)."""
-    with tempfile.TemporaryDirectory(prefix="ivi_rl_task_") as scratch:
-        try:
-            return _execute(task, progress, Path(scratch))
-        except FloatingPointError as err:
-            raise FloatingPointError(f"{task.dataset.label}/{task.agent.label}: {err}") from None
+    return in_scratch(_execute, task, progress, f"{task.dataset.label}/{task.agent.label}")
 
 
 def _execute(task: Task, progress: Callable[[int], None], scratch: Path) -> TaskOutput:

@@ -18,6 +18,7 @@ __all__ = [
     "check_defaults",
     "check_known_keys",
     "check_unique_labels",
+    "default_label",
     "executor_spec",
     "load_toml_config",
     "positive",
@@ -123,16 +124,25 @@ def _set_path(raw: dict[str, Any], parts: list[str], value: Any, item: str) -> N
     target[last] = value
 
 
+def default_label(entry: dict[str, Any]) -> Any:
+    """An entry's label when it sets none: its ``name`` (agents, datasets), else one made from
+    its gymnasium ``id`` (envs: ``ivi_rl/DeepSea-v0`` -> ``deepsea``)."""
+    if "name" in entry or not isinstance(entry.get("id"), str):
+        return entry.get("name")
+    return entry["id"].split("/")[-1].split("-")[0].lower()
+
+
 def _entry(entries: list, label: str, kind: str, item: str) -> dict[str, Any]:
-    """The entry of ``[[kind]]`` whose label (its ``label``, else its ``name`` or ``id``) is
+    """The entry of ``[[kind]]`` whose label (see :func:`default_label`) or env id is
     ``label``."""
-    labels = [e.get("label", e.get("name", e.get("id"))) for e in entries]
-    if label not in labels:
+    labels = [e.get("label", default_label(e)) for e in entries]
+    ids = [e.get("id") for e in entries]
+    if label not in labels and label not in ids:
         raise ConfigError(
             f"--set {item!r}: no {kind} entry labelled {label!r}; accepted: "
             f"{kind}.<label>.<key> with a label from {labels}"
         )
-    return entries[labels.index(label)]
+    return entries[labels.index(label) if label in labels else ids.index(label)]
 
 
 def with_defaults(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:

@@ -68,8 +68,7 @@ class RayExecutor(Executor):
         max_retries: int = 3,
     ) -> None:
         self.address, self.max_retries = address, max_retries
-        self.cpus, self.gpus = cpus_per_task, gpus_per_task
-        self.threads = cpus_per_task
+        self.threads, self.gpus = cpus_per_task, gpus_per_task  # a CPU per torch thread
 
     def run(
         self, fn: TaskFn, tasks: Sequence, on_done: OnDone, progress: Callable[[int], None]
@@ -101,7 +100,7 @@ class RayExecutor(Executor):
 
     def _check_resources(self, ray) -> None:
         have = ray.cluster_resources()
-        for key, need in (("CPU", self.cpus), ("GPU", self.gpus)):
+        for key, need in (("CPU", self.threads), ("GPU", self.gpus)):
             if need and have.get(key, 0) < need:
                 raise ConfigError(
                     f"{key.lower()}s_per_task={need} is more than the Ray cluster has "
@@ -110,10 +109,10 @@ class RayExecutor(Executor):
 
     def _run(self, ray, fn, tasks, on_done, progress) -> None:
         counter = ray.remote(num_cpus=0)(_StepCounter).remote()
-        # SPREAD: independent tasks go to every node at once; Ray's default packs a node
-        # first (on a 2-node cluster it ran the long tasks one at a time on the head)
+        # SPREAD: independent tasks go to every node at once; Ray's default packs one node
+        # first (experiments/RESULTS.md, "One pipeline")
         remote = ray.remote(_run_task).options(
-            num_cpus=self.cpus,
+            num_cpus=self.threads,
             num_gpus=self.gpus,
             max_retries=self.max_retries,
             scheduling_strategy="SPREAD",

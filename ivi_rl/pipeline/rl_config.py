@@ -29,6 +29,7 @@ policy_kwargs = { net_arch = [50, 50] }  # optimizer_class = "sgd" or "adam" (by
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ import torch
 from stable_baselines3 import DQN
 from stable_baselines3.common.monitor import Monitor
 
+from ivi_rl import envs
 from ivi_rl.agents import IVIDQN, BootstrappedDQN, NoisyDQN
 from ivi_rl.checks import resolve_device
 
@@ -48,6 +50,7 @@ from .configs import (
     check_known_keys,
     check_label,
     check_unique_labels,
+    default_label,
     executor_spec,
     load_toml_config,
     out_folder,
@@ -68,6 +71,7 @@ __all__ = [
     "RLTask",
     "agent_on",
     "build_agent",
+    "known_optimal_return",
     "load_rl_config",
     "make_env",
 ]
@@ -130,8 +134,8 @@ class RLTask:
 
 def load_rl_config(path: str | Path, **overrides: Any) -> RLConfig:
     """Read, override (``seeds``, ``out``, ``device``, ``workers``, ``executor_kind``,
-    ``executor_address``) and validate an RL
-    config. Raises :class:`ConfigError` before anything runs."""
+    ``executor_address``, ``sets``) and validate an RL config. Raises :class:`ConfigError`
+    before anything runs."""
     return load_toml_config(path, _parse, _validate, overrides)
 
 
@@ -167,9 +171,7 @@ def _env_variants(i: int, table: dict[str, Any], defaults: dict[str, Any]) -> li
     env_id = table.pop("id", None)
     if not isinstance(env_id, str):
         raise ConfigError(f"envs[{i}] needs a string 'id' (a gymnasium id)")
-    label = check_label(
-        f"envs[{i}]", table.pop("label", env_id.split("/")[-1].split("-")[0].lower())
-    )
+    label = check_label(f"envs[{i}]", table.pop("label", default_label({"id": env_id})))
     episodes = positive(table.pop("episodes", None), f"envs[{i}].episodes")
     timesteps = positive(table.pop("timesteps", None), f"envs[{i}].timesteps")
     agent_defaults = _env_agent_defaults(env_id, defaults.get(env_id, {}))
@@ -253,22 +255,22 @@ def _validate(config: RLConfig) -> None:
             make_env(spec).close()
         except (gym.error.Error, TypeError, ValueError) as err:
             raise ConfigError(f"env {spec.label} ({spec.id}): {err}") from None
-    # every agent on the first env and on each env with its own agent settings
-    checked = {}
+    # every agent on the first env and on one env of each id with its own agent settings
+    # (those settings depend on the id alone)
+    checked = {config.envs[0].id: config.envs[0]}
     for env in config.envs:
-        key = (env.id, repr(env.agent_defaults))
-        if env is config.envs[0] or (env.agent_defaults and key not in checked):
-            checked[key] = env
+        if env.agent_defaults:
+            checked.setdefault(env.id, env)
     for env in checked.values():
-        built = make_env(env)
-        for spec in config.agents:
-            where = f"agent {spec.label} ({spec.name})"
-            if env.agent_defaults:
-                where += f" on env {env.label}"
-            try:
-                build_agent(agent_on(spec, env), built, device=config.device)
-            except (TypeError, ValueError, AssertionError) as err:
-                raise ConfigError(f"{where}: {err}") from None
+        with contextlib.closing(make_env(env)) as built:
+            for spec in config.agents:
+                where = f"agent {spec.label} ({spec.name})"
+                if env.agent_defaults:
+                    where += f" on env {env.label}"
+                try:
+                    build_agent(agent_on(spec, env), built, device=config.device)
+                except (TypeError, ValueError, AssertionError) as err:
+                    raise ConfigError(f"{where}: {err}") from None
 
 
 def build_agent(agent: AgentSpec, env: gym.Env, **kwargs: Any):
@@ -285,6 +287,12 @@ def build_agent(agent: AgentSpec, env: gym.Env, **kwargs: Any):
             )
         settings["policy_kwargs"] = {**policy, "optimizer_class": OPTIMIZERS[name]}
     return ALGORITHMS[agent.name]("MlpPolicy", env, **settings, **kwargs)
+
+
+def known_optimal_return(env: gym.Env) -> float | None:
+    """The optimal policy's expected return where the env knows it (Deep Sea), else None."""
+    base = env.unwrapped
+    return base.optimal_return if isinstance(base, envs.DeepSeaEnv) else None
 
 
 def make_env(spec: EnvSpec) -> gym.Env:

@@ -3,15 +3,14 @@ final and greedy returns, cost per step) and solve.png. Rebuilt from the result 
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from ivi_rl import envs
 
-from .atomic import (
-    write_bytes,
-    write_text,
-)
-from .rl_config import RLConfig, agent_on
+from .atomic import write_bytes, write_text
+from .rl_config import RLConfig, agent_on, known_optimal_return, make_env
 from .store import figure_bytes, load_runs
 from .tb_compare import MeanRun, layout, write_mean_run
 
@@ -96,10 +95,11 @@ def _write_mean_runs(config: RLConfig, runs, rows: list[dict]) -> None:
     early, so a mean run covers the episodes every seed ran."""
     by_key = {(r["env"], r["agent"]): r for r in rows}
     specs = {a.label: a for a in config.agents}
+    optimal = {e.label: _optimal(e) for e in config.envs}
     charts = []
     for e in config.envs:
         charts.append((f"{e.label} return", e.label, "return"))
-        if _optimal(e) is not None:
+        if optimal[e.label] is not None:
             charts.append((f"{e.label} cumulative regret", e.label, "cumulative_regret"))
     custom = layout("by episode, mean ± s.e. over seeds, one line per agent", charts)
     envs_by_label = {e.label: e for e in config.envs}
@@ -111,9 +111,8 @@ def _write_mean_runs(config: RLConfig, runs, rows: list[dict]) -> None:
         returns = np.array([r["returns"][:n] for r in found], dtype=float)
         curves = {"rollout/episode_return": _moving_mean(returns, RETURN_WINDOW)}
         banded = {"rollout/episode_return": "return"}
-        optimal = _optimal(env)
-        if optimal is not None:
-            curves["regret/cumulative"] = np.cumsum(optimal - returns, axis=1)
+        if optimal[env_label] is not None:
+            curves["regret/cumulative"] = np.cumsum(optimal[env_label] - returns, axis=1)
             banded["regret/cumulative"] = "cumulative_regret"
         agent = specs[agent_label]
         params = {"env": env_label, "agent": agent.name, "label": agent.label}
@@ -130,10 +129,9 @@ def _write_mean_runs(config: RLConfig, runs, rows: list[dict]) -> None:
         custom = None  # the layout is read from any run; written once
 
 
-def _optimal(env) -> float | None:
-    if env.id != "ivi_rl/DeepSea-v0":
-        return None
-    return envs.optimal_return(env.kwargs["size"], env.kwargs.get("deterministic", True))
+def _optimal(spec) -> float | None:
+    with contextlib.closing(make_env(spec)) as env:
+        return known_optimal_return(env)
 
 
 def _moving_mean(curves: np.ndarray, window: int) -> np.ndarray:

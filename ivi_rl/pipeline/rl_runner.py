@@ -12,7 +12,6 @@ solve.png (episodes to solve against N, with 2^N).
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,8 +29,8 @@ from .atomic import (
     stored_fingerprint_matches,
 )
 from .pipeline import tensorboard_command
-from .rl_config import RLConfig, RLTask, agent_on, build_agent, make_env
-from .store import TaskOutput, folder_files, run_paths
+from .rl_config import RLConfig, RLTask, agent_on, build_agent, known_optimal_return, make_env
+from .store import TaskOutput, folder_files, in_scratch, run_paths
 
 __all__ = ["EpisodeLogger", "GreedyEvaluation", "RLRunner", "execute_rl"]
 
@@ -148,19 +147,15 @@ class GreedyEvaluation(BaseCallback):
 def execute_rl(task: RLTask, progress: Callable[[int], None] = lambda n: None) -> TaskOutput:
     """Run one (env, agent, seed); returns its TensorBoard run and result file for the driver
     to store. A diverged run's error names the env, the agent and the seed."""
-    with tempfile.TemporaryDirectory(prefix="ivi_rl_task_") as scratch:
-        try:
-            return _execute(task, progress, Path(scratch))
-        except FloatingPointError as err:
-            where = f"{task.env.label}/{task.agent.label}, seed {task.seed}"
-            raise FloatingPointError(f"{where}: {err}") from None
+    where = f"{task.env.label}/{task.agent.label}, seed {task.seed}"
+    return in_scratch(_execute, task, progress, where)
 
 
 def _execute(task: RLTask, progress: Callable[[int], None], scratch: Path) -> TaskOutput:
     tb, result = run_paths(task.env.label, task.agent.label, task.seed)
     env = make_env(task.env)
     base = env.unwrapped
-    optimal = base.optimal_return if isinstance(base, envs.DeepSeaEnv) else None
+    optimal = known_optimal_return(env)
     model = build_agent(task.agent, env, seed=task.seed, device=task.config.device)
     model.set_logger(configure(str(scratch / tb), ["tensorboard"]))
     size = getattr(base, "size", None)

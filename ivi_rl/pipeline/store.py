@@ -12,11 +12,22 @@ from __future__ import annotations
 import dataclasses
 import io
 import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .atomic import read_existing_npz, write_bytes
 
-__all__ = ["TaskOutput", "figure_bytes", "folder_files", "load_runs", "run_paths", "store"]
+__all__ = [
+    "TaskOutput",
+    "figure_bytes",
+    "folder_files",
+    "in_scratch",
+    "load_runs",
+    "run_paths",
+    "store",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +37,22 @@ class TaskOutput:
 
     files: dict[str, bytes]
     clear: tuple[str, ...] = ()
+
+
+def in_scratch(
+    run: Callable[[Any, Callable[[int], None], Path], TaskOutput],
+    task: Any,
+    progress: Callable[[int], None],
+    where: str,
+) -> TaskOutput:
+    """``run(task, progress, scratch)`` with a scratch folder for the files it collects
+    (removed afterwards); a diverged run's ``FloatingPointError`` is prefixed with
+    ``where`` (the task's group, agent and seeds) so its one line says which run it was."""
+    with tempfile.TemporaryDirectory(prefix="ivi_rl_task_") as scratch:
+        try:
+            return run(task, progress, Path(scratch))
+        except FloatingPointError as err:
+            raise FloatingPointError(f"{where}: {err}") from None
 
 
 def run_paths(group: str, agent: str, seed: int) -> tuple[str, str]:

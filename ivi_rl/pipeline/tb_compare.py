@@ -10,6 +10,7 @@ filter and sort the agents.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -46,21 +47,17 @@ def mean_and_se(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, curves.std(0, ddof=1) / np.sqrt(len(curves))
 
 
+@dataclasses.dataclass(frozen=True)
 class MeanRun:
     """What one mean run holds: ``steps``; per tag the seeds' curves (seeds x steps), of which
     the ``banded`` quantities also go to the comparison chart of ``group``; hparams."""
 
-    def __init__(
-        self,
-        group: str,
-        steps: np.ndarray,
-        curves: Mapping[str, np.ndarray],
-        banded: Mapping[str, str],
-        params: dict,
-        metrics: dict[str, float],
-    ) -> None:
-        self.group, self.steps, self.curves, self.banded = group, steps, curves, banded
-        self.params, self.metrics = params, metrics
+    group: str
+    steps: np.ndarray
+    curves: Mapping[str, np.ndarray]
+    banded: Mapping[str, str]
+    params: dict
+    metrics: dict[str, float]
 
 
 def write_mean_run(path: Path, run: MeanRun, custom_layout: dict | None = None) -> None:

@@ -322,3 +322,11 @@ def test_a_cuda_run_on_ray_asks_for_a_gpu_per_task_unless_told():
     assert executor_spec(shared).gpus_per_task == 0.25
     assert executor_spec({"device": "cpu", "executor": "ray"}).gpus_per_task == 0.0
     assert executor_spec({"device": "cuda"}).gpus_per_task == 0.0  # the local pool asks nothing
+
+
+def test_set_finds_an_env_by_the_label_the_runner_gives_it(tmp_path):
+    """An env without a label is labelled from its id (deepsea), and --set takes that label
+    (as well as the id)."""
+    path = _write(tmp_path, "c.toml", BASE)
+    config = load_rl_config(path, sets=["envs.deepsea.episodes=5"])
+    assert [(e.label, e.episodes) for e in config.envs] == [("deepsea_4", 5), ("deepsea_5", 5)]
