@@ -61,10 +61,9 @@ class IVIDQN(EpisodicSampling, DQN):
 
     Where the defaults depart from plain IVI: the optimizer is Adam with muP's Adam table
     (``policy_kwargs={"optimizer_class": torch.optim.SGD}`` gives the paper's SGD) and SB3's
-    gradient clipping at norm 10 stays on (``max_grad_norm``). Plain SGD without clipping
-    diverged on CartPole at base rates 0.003-0.03 (experiments/RESULTS.md, "CartPole-v1");
-    the Deep Sea sweep's linear agent uses SGD. ``max_loss`` (default 1e10) stops a run whose
-    loss diverges.
+    gradient clipping at norm 10 stays on (``max_grad_norm``), because plain SGD without
+    clipping diverges on CartPole (experiments/RESULTS.md, "CartPole-v1"). ``max_loss``
+    (default 1e10) stops a run whose loss diverges.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": IVIDQNPolicy}
