@@ -32,22 +32,24 @@ entirely the output biases, identical in every state, so every draw prefers one 
 all states and Deep Sea is not explored; see experiments/RESULTS.md ("IVIDQN's prior")."""
 
 
-FROZEN = ("none", "output", "hidden_output")
+FROZEN = ("none", "output", "hidden_output", "features")
 """``frozen`` settings: which layers keep their prior draw (see :class:`IVIDQNPolicy`)."""
 
 PRIOR_MEANS = ("random", "zero")
 """``prior_mean`` settings: where the weight means start (see :class:`IVIDQNPolicy`)."""
 
 
-def _first_frozen_layer(frozen: str, n_layers: int, net_arch: list[int]) -> int:
-    """Index of the first layer that keeps its prior draw (``n_layers``: none does)."""
+def _frozen_layers(frozen: str, n_layers: int, net_arch: list[int]) -> range:
+    """Indices of the layers that keep their prior draw."""
     if frozen == "none":
-        return n_layers
+        return range(0)
     if n_layers < 2:
         raise ValueError(
             f"frozen={frozen!r} needs hidden layers, but net_arch={net_arch!r} has none"
         )
-    return n_layers - 1 if frozen == "output" else 1
+    if frozen == "features":
+        return range(n_layers - 1)
+    return range(n_layers - 1 if frozen == "output" else 1, n_layers)
 
 
 def _input_scale(input_scale: float | str, features_dim: int) -> float:
@@ -167,9 +169,8 @@ class PosteriorQNetwork(QNetwork):
                     layer.weight.zero_()
         # frozen layers keep their prior draw (mean and covariance): the expected loss can then
         # not shrink the shared path through which every state's uncertainty reaches Q
-        first = _first_frozen_layer(settings.frozen, len(self.q_net.layers), self.net_arch)
-        for layer in self.q_net.layers[first:]:
-            layer.requires_grad_(False)
+        for i in _frozen_layers(settings.frozen, len(self.q_net.layers), self.net_arch):
+            self.q_net.layers[i].requires_grad_(False)
         self.held: ivi_rl.Noise | None = None
         self.generator: torch.Generator | None = None
 
@@ -250,13 +251,14 @@ class IVIDQNPolicy(DQNPolicy):
     and every state looks alike. ``'sqrt_dim'`` restores the assumed scale (Deep Sea, see
     experiments/RESULTS.md, "IVIDQN on Deep Sea"). ``bias=False`` builds the layers without
     biases. ``frozen`` keeps layers at their prior draw (mean and covariance), out of the
-    optimizer: 'none' (default), 'output' (the readout) or 'hidden_output' (every layer but
-    the input layer). Before any reward is seen every TD target is about 0, and the expected
-    loss at visited states is lowered fastest by shrinking the shared layers' gain (and
+    optimizer: 'none' (default), 'output' (the readout), 'hidden_output' (every layer but the
+    input layer) or 'features' (every layer but the readout: Q is then linear in the readout's
+    weights on random features). Before any reward is seen every TD target is about 0, and the
+    expected loss at visited states is lowered fastest by shrinking the shared layers' gain (and
     shifting the biases), which removes the prior's spread at states never visited as well;
     frozen layers, like a randomized prior function, cannot be trained away
-    (experiments/RESULTS.md, "Where the prior's uncertainty goes"). The input layer's bias
-    is shared by all states too, so freezing is meant with ``bias=False``: then, with
+    (experiments/RESULTS.md, "Where the prior's uncertainty goes"). The input layer's bias is
+    shared by all states too, so freezing is meant with ``bias=False``: then, with
     'hidden_output' and one-hot inputs, a state never trained on keeps its prior Q exactly.
     ``prior_mean`` says where the stochastic layers' weight means start: 'random' (default,
     the parametrization's init: one random mean function that every draw shares) or 'zero'

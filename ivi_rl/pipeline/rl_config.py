@@ -24,7 +24,8 @@ sweep = { size = [10, 12] } # one variant per value, labelled deep_sea_10, deep_
 [[agents]]
 name = "ivi_dqn"            # ivi_dqn, bootstrapped_dqn, noisy_dqn, dqn
 learning_rate = 0.001       # algorithm keyword arguments
-policy_kwargs = { net_arch = [50, 50] }  # optimizer_class = "sgd" or "adam" (by name)
+policy_kwargs = { net_arch = [50, 50] }  # classes by name: optimizer_class = "sgd",
+                                         # activation_fn = "tanh"
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import gymnasium as gym
 import torch
 from stable_baselines3 import DQN
 from stable_baselines3.common.monitor import Monitor
+from torch import nn
 
 from ivi_rl import envs
 from ivi_rl.agents import IVIDQN, BootstrappedDQN, NoisyDQN
@@ -84,6 +86,10 @@ ALGORITHMS = {
 }
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 """Optimizers a TOML config names in ``policy_kwargs.optimizer_class`` (those with a muP rule)."""
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU, "elu": nn.ELU}
+"""Activations a TOML config names in ``policy_kwargs.activation_fn``."""
+CLASS_SETTINGS = {"optimizer_class": OPTIMIZERS, "activation_fn": ACTIVATIONS}
+"""``policy_kwargs`` whose values are classes, named in TOML by these keys."""
 TOP_LEVEL = {
     "seeds",
     "out",
@@ -275,17 +281,20 @@ def _validate(config: RLConfig) -> None:
 
 def build_agent(agent: AgentSpec, env: gym.Env, **kwargs: Any):
     """The SB3 algorithm of a config's agent on ``env`` (``kwargs``: seed, device). TOML has
-    no classes, so ``policy_kwargs.optimizer_class`` is a name from :data:`OPTIMIZERS`."""
+    no classes, so ``policy_kwargs.optimizer_class`` and ``activation_fn`` are names
+    (:data:`CLASS_SETTINGS`)."""
     settings = dict(agent.settings)
     policy = dict(settings.get("policy_kwargs", {}))
-    if "optimizer_class" in policy:
-        name = policy["optimizer_class"]
-        if not isinstance(name, str) or name not in OPTIMIZERS:
-            raise ValueError(
-                f"policy_kwargs.optimizer_class={name!r} is not accepted; accepted: "
-                + ", ".join(OPTIMIZERS)
-            )
-        settings["policy_kwargs"] = {**policy, "optimizer_class": OPTIMIZERS[name]}
+    for key, classes in CLASS_SETTINGS.items():
+        if key in policy:
+            name = policy[key]
+            if not isinstance(name, str) or name not in classes:
+                raise ValueError(
+                    f"policy_kwargs.{key}={name!r} is not accepted; accepted: " + ", ".join(classes)
+                )
+            policy[key] = classes[name]
+    if policy:
+        settings["policy_kwargs"] = policy
     return ALGORITHMS[agent.name]("MlpPolicy", env, **settings, **kwargs)
 
 

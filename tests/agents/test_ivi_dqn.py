@@ -196,6 +196,7 @@ def test_bad_input_scale_is_named(bad):
     [
         ("output", {"layers.0.weight", "layers.0.cov.weight_scale", "layers.1.weight"}),
         ("hidden_output", {"layers.0.weight", "layers.0.cov.weight_scale"}),
+        ("features", {"layers.2.weight", "layers.2.cov.weight_scale"}),
     ],
 )
 def test_frozen_layers_keep_their_prior_draw_and_the_rest_trains(frozen, trained, tmp_path):
@@ -228,7 +229,7 @@ def test_frozen_layers_keep_their_prior_draw_and_the_rest_trains(frozen, trained
     ("name", "value", "accepted"),
     [
         ("bias", "no", "True, False"),
-        ("frozen", "input", "none, output, hidden_output"),
+        ("frozen", "input", "none, output, hidden_output, features"),
         ("prior_mean", "ones", "random, zero"),
     ],
 )

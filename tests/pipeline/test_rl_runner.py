@@ -170,6 +170,10 @@ def test_resume_skips_finished_runs(finished):
             lambda t: t.replace("[16, 16] }", "[16, 16], optimizer_class = [1] }", 1),
             r"optimizer_class=\[1\] is not accepted; accepted: adam, sgd",
         ),
+        (
+            lambda t: t.replace("[16, 16] }", '[16, 16], activation_fn = "sigmoid" }', 1),
+            r"policy_kwargs.activation_fn='sigmoid' is not accepted; accepted: relu, tanh, gelu",
+        ),
     ],
 )
 def test_bad_rl_configs(tmp_path, edit, match):
@@ -230,6 +234,23 @@ def test_a_config_names_its_optimizer(tmp_path, name):
     if name == "ivi_dqn":
         assert max(g["lr"] for g in optimizer.param_groups) == pytest.approx(0.01 * 16)
     assert agent.settings["policy_kwargs"]["optimizer_class"] == "sgd"  # the config is untouched
+
+
+@pytest.mark.parametrize("name", ["ivi_dqn", "dqn"])
+def test_a_config_names_its_activation(tmp_path, name):
+    """policy_kwargs.activation_fn = "tanh" builds every hidden layer with torch's Tanh."""
+    config = load_rl_config(
+        write(tmp_path, TINY.replace("[16, 16] }", '[16, 16], activation_fn = "tanh" }'))
+    )
+    agent = next(a for a in config.agents if a.name == name)
+    model = build_agent(agent, make_env(config.envs[0]), seed=0)
+    assert model.policy.activation_fn is torch.nn.Tanh
+    obs = torch.zeros(1, *make_env(config.envs[0]).observation_space.shape)
+    if name == "ivi_dqn":
+        assert model.policy.q_net.q_net.activation.value == "tanh"
+    else:
+        assert any(isinstance(m, torch.nn.Tanh) for m in model.policy.q_net.modules())
+    assert model.policy.q_net(obs).shape == (1, 2)
 
 
 def _flat(settings: dict) -> dict:
