@@ -82,8 +82,12 @@ def spread_trace(
     agent_spec, spec = _agent_and_env(config, agent, size)
     env = make_env(spec)
     model = build_agent(agent_spec, env, seed=seed)
-    readout = model.policy.q_net.q_net.layers[-1].weight
-    prior_rms = _rms(readout)
+    net = model.policy.q_net.q_net
+
+    def readout() -> torch.Tensor:  # the output layers' mean weights (one per action net)
+        return torch.cat([n.layers[-1].weight for n in getattr(net, "nets", [net])])
+
+    prior_rms = _rms(readout())
     cells = torch.eye(size * size)
     generator = torch.Generator().manual_seed(seed + 12345)  # not the agent's generators
     visits, trained, rows = _Visits(size), 0, []
@@ -103,7 +107,7 @@ def spread_trace(
                 furthest_diagonal=int(np.flatnonzero(np.diag(visits.visits)).max()),
                 spread_unvisited=float(spread[unvisited].mean()) if unvisited.any() else 0.0,
                 spread_visited=float(spread[~unvisited].mean()),
-                readout_rms_ratio=_rms(readout) / prior_rms if prior_rms > 0 else math.nan,
+                readout_rms_ratio=_rms(readout()) / prior_rms if prior_rms > 0 else math.nan,
             )
         )
     return rows

@@ -33,6 +33,7 @@ from .mlp import DEFAULT_RANK, Predictive, VariationalMLP, make_mlp
 from .objectives import expected_loss, kl_divergence, negative_elbo, per_datum_loss
 from .optim import make_optimizer, param_groups, set_base_lr
 from .parametrizations import MaximalUpdate, Parametrization, Standard, get_parametrization
+from .split import SplitMLP
 
 __version__ = "0.1.0"
 
@@ -57,6 +58,7 @@ __all__ = [
     "PosteriorDraw",
     "Predictive",
     "PriorAnchor",
+    "SplitMLP",
     "Standard",
     "StochasticLayers",
     "VariationalLinear",

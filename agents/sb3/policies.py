@@ -88,10 +88,14 @@ class QNetworkSettings:
     bias: bool = True
     frozen: str = "none"
     prior_mean: str = "random"
+    per_action: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.bias, bool):
-            raise ValueError(f"bias={self.bias!r} is not accepted; accepted: True, False")
+        for name in ("bias", "per_action"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} is not accepted; accepted: True, False"
+                )
         check_choice("frozen", self.frozen, FROZEN)
         check_choice("prior_mean", self.prior_mean, PRIOR_MEANS)
         _input_scale(self.input_scale, 1)  # the check; the value depends on the input size
@@ -142,9 +146,24 @@ class PosteriorQNetwork(QNetwork):
             )
         self.settings = settings = settings or QNetworkSettings()
         self.input_scale = _input_scale(settings.input_scale, features_dim)
-        self.q_net = ivi_rl.make_mlp(
+        n_actions = int(action_space.n)
+        if settings.per_action:
+            self.q_net = ivi_rl.SplitMLP(
+                [self._make_net(features_dim, 1, activation_fn) for _ in range(n_actions)]
+            )
+        else:
+            self.q_net = self._make_net(features_dim, n_actions, activation_fn)
+        self.held: ivi_rl.Noise | None = None
+        self.generator: torch.Generator | None = None
+
+    def _make_net(
+        self, features_dim: int, n_out: int, activation_fn: type[nn.Module]
+    ) -> ivi_rl.VariationalMLP:
+        """One variational MLP with the settings' prior mean and frozen layers."""
+        settings = self.settings
+        net = ivi_rl.make_mlp(
             features_dim,
-            int(action_space.n),
+            n_out,
             self.net_arch,
             activation=_ACTIVATIONS[activation_fn],
             stochastic=settings.stochastic,
@@ -157,22 +176,20 @@ class PosteriorQNetwork(QNetwork):
             # the prior becomes N(0, covariance): no random mean function shared by every
             # draw, so at a state never trained on each action is preferred by half the draws.
             # Deterministic layers keep their random means (zero ones would be dead ReLUs).
-            stochastic_layers = [layer for layer in self.q_net.layers if layer.is_stochastic]
-            if not stochastic_layers:
+            if not net.stochastic_layers:
                 raise ValueError(
                     f"prior_mean='zero' needs stochastic layers, but "
                     f"stochastic={settings.stochastic!r} builds none; use "
                     "prior_mean='random' for a deterministic network"
                 )
             with torch.no_grad():
-                for layer in stochastic_layers:
+                for layer in net.stochastic_layers:
                     layer.weight.zero_()
         # frozen layers keep their prior draw (mean and covariance): the expected loss can then
         # not shrink the shared path through which every state's uncertainty reaches Q
-        for i in _frozen_layers(settings.frozen, len(self.q_net.layers), self.net_arch):
-            self.q_net.layers[i].requires_grad_(False)
-        self.held: ivi_rl.Noise | None = None
-        self.generator: torch.Generator | None = None
+        for i in _frozen_layers(settings.frozen, len(net.layers), self.net_arch):
+            net.layers[i].requires_grad_(False)
+        return net
 
     def seed(self, seed: int | None) -> None:
         """Seed the generator of held draws (on the network's device)."""

@@ -231,6 +231,7 @@ def test_frozen_layers_keep_their_prior_draw_and_the_rest_trains(frozen, trained
         ("bias", "no", "True, False"),
         ("frozen", "input", "none, output, hidden_output, features"),
         ("prior_mean", "ones", "random, zero"),
+        ("per_action", "yes", "True, False"),
     ],
 )
 def test_bad_structure_settings_are_named(name, value, accepted):
@@ -506,3 +507,65 @@ def test_the_q_networks_settings_are_one_checked_dataclass(tmp_path):
         IVIDQN("MlpPolicy", env, policy_kwargs={"bogus": 1})
     with pytest.raises(ValueError, match=r"input_scale=-1 is not accepted"):
         QNetworkSettings(input_scale=-1)
+
+
+def _train_on_one_action(per_action: bool, steps: int = 200):
+    """An IVIDQN (one hidden layer, stochastic readout) trained only on (cell 0, action 0):
+    returns the std over draws of Q(cell 0, .) before and after."""
+    kwargs = dict(
+        net_arch=[16],
+        stochastic="last",
+        cov="full",
+        bias=False,
+        prior_mean="zero",
+        parametrization="sp",
+        input_scale="sqrt_dim",
+        per_action=per_action,
+        optimizer_class=torch.optim.SGD,
+    )
+    model = IVIDQN(
+        "MlpPolicy",
+        deep_sea(4),
+        seed=0,
+        learning_rate=0.03,
+        output_noise="marginalized",
+        policy_kwargs=kwargs,
+    )
+    model._setup_learn(total_timesteps=1)
+    cells = torch.eye(16)
+    from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+    data = ReplayBufferSamples(
+        observations=cells[:1].repeat(8, 1),
+        actions=torch.zeros(8, 1, dtype=torch.long),
+        next_observations=cells[4:5].repeat(8, 1),
+        dones=torch.zeros(8, 1),
+        rewards=torch.zeros(8, 1),
+    )
+    noise = model.policy.q_net.q_net.sample_noise((4000,), seed=1)
+    before = model.policy.q_net.q_net(cells[:1] * 4, noise)[:, 0].std(0)
+    for _ in range(steps):
+        model.policy.optimizer.zero_grad()
+        model._loss(data).backward()
+        model.policy.optimizer.step()
+    after = model.policy.q_net.q_net(cells[:1] * 4, noise)[:, 0].std(0)
+    return model, before, after
+
+
+def test_per_action_networks_keep_the_prior_of_the_action_not_taken(tmp_path):
+    """per_action=True: one MLP per action (ivi_rl.SplitMLP). Training on one action in a
+    cell collapses that action's spread there and leaves the other action's draws exactly at
+    the prior; with shared hidden units (per_action=False) the other action's spread
+    collapses with it. The setting survives save / load."""
+    model, before, after = _train_on_one_action(per_action=True)
+    assert isinstance(model.policy.q_net.q_net, ivi_rl.SplitMLP)
+    assert after[0] < 0.1 * before[0]
+    assert after[1] == before[1]
+    _, shared_before, shared_after = _train_on_one_action(per_action=False)
+    assert shared_after[0] < 0.1 * shared_before[0]
+    assert shared_after[1] < 0.5 * shared_before[1]
+    model.save(tmp_path / "model")
+    loaded = IVIDQN.load(tmp_path / "model")
+    assert loaded.policy.q_net.settings.per_action
+    obs = torch.eye(16)[:3]
+    torch.testing.assert_close(loaded.policy.q_net.mean_q(obs), model.policy.q_net.mean_q(obs))
