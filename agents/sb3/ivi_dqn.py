@@ -55,8 +55,9 @@ class IVIDQN(EpisodicSampling, DQN):
         disables it).
 
     Policy keyword arguments (``policy_kwargs``) add ``stochastic``, ``cov``, ``rank``,
-    ``parametrization`` (see ``ivi_rl.make_mlp``), ``bias_std``, ``input_scale``, ``bias`` and
-    ``frozen`` (see :class:`IVIDQNPolicy`) and accept ``optimizer_class`` SGD or Adam.
+    ``parametrization`` (see ``ivi_rl.make_mlp``), ``bias_std``, ``input_scale``, ``bias``,
+    ``frozen``, ``prior_mean`` and ``per_action`` (see :class:`IVIDQNPolicy`) and accept
+    ``optimizer_class`` SGD or Adam.
     ``predict(obs, deterministic=True)`` acts on the posterior mean, ``False`` on the held draw.
 
     Where the defaults depart from plain IVI: the optimizer is Adam with muP's Adam table

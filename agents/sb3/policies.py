@@ -283,7 +283,12 @@ class IVIDQNPolicy(DQNPolicy):
     trained on almost all draws prefer the same action; with zero means each action wins
     half of them, and the spread of a draw's TD target (its max over actions) keeps the
     posterior mean optimistic towards states not yet visited (experiments/RESULTS.md, "A
-    zero-mean prior").
+    zero-mean prior"). ``per_action=True`` builds one MLP per action (``ivi_rl.SplitMLP``)
+    instead of one with an output per action: with shared hidden units, fitting the action
+    taken in a state also collapses the spread of the actions not taken there, which then
+    stop being tried; split, their draws stay at the prior until they are taken
+    (experiments/RESULTS.md, "An MLP IVIDQN on Deep Sea"). ``net_arch`` is then each action's
+    network: [32] with two actions has 64 hidden units in all.
     The optimizer (SGD or Adam) gets the parametrization's per-group learning rates.
     """
 

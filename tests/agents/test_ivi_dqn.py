@@ -374,6 +374,19 @@ def test_deep_sea_20_the_sweeps_ivi_dqn_solves_it_and_epsilon_greedy_dqn_does_no
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
+def test_deep_sea_10_the_mlp_ivi_dqn_solves_it_within_2_to_the_n_episodes(seed, tmp_path):
+    """Deep Sea N = 10 within 2^10 + 100 episodes, the MLP IVIDQN (one MLP per action) as
+    configured in experiments/deep_sea.toml (under a minute here); dithering needs about 2^N.
+
+    The bound: in its sweep (experiments/deep_sea_cpu_mlp.toml, seeds 2-4) it solved N = 10
+    at episodes 562, 277 and 278, so 1,124 leaves a margin of 2x over the slowest seed."""
+    episodes = 2**10 + 100
+    solved = _deep_sea_solve_episode("ivi_dqn_mlp", seed, tmp_path, episodes, 10, "deep_sea.toml")
+    assert solved is not None and solved <= episodes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
 def test_deep_sea_8_ivi_dqn_solves_it_and_epsilon_greedy_dqn_does_not(seed, tmp_path):
     """Deep Sea N = 8 within 400 episodes, IVIDQN with its Deep Sea settings against
     epsilon-greedy DQN, both as configured in experiments/ablations/deep_sea_input.toml.
