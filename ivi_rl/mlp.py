@@ -8,8 +8,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .checks import check_generator, check_same_device, sample_shape_of
-from .draws import Noise, PosteriorDraw
+from .checks import check_same_device
+from .draws import Noise, PosteriorDraw, standard_noise
 from .enums import Activation, CovarianceFamily, LayerKind, StochasticLayers, parse_enum
 from .linear import VariationalLinear
 from .parametrizations import Parametrization, get_parametrization
@@ -122,24 +122,9 @@ class VariationalMLP(nn.Module):
         seed: int | None = None,
     ) -> Noise:
         """Noise indexing ``sample_shape`` independent draws, from ``generator`` or ``seed``."""
-        shape = sample_shape_of(sample_shape)
-        device = self.layers[0].weight.device
-        if seed is not None:
-            if generator is not None:
-                raise ValueError("pass either seed= or generator=, not both")
-            if isinstance(seed, bool) or not isinstance(seed, int):
-                raise TypeError(f"seed={seed!r} must be an int")
-            generator = torch.Generator(device=device).manual_seed(seed)
-        check_generator(generator, device)
-        # One randn for all layers, split per layer: fewer calls on the per-decision hot path.
-        dims = self._noise_dims
-        flat = torch.randn(
-            (*shape, sum(dims)),
-            generator=generator,
-            device=device,
-            dtype=self.layers[0].weight.dtype,
+        return standard_noise(
+            sample_shape, self._noise_dims, self.layers[0].weight, generator, seed
         )
-        return Noise(tuple(flat.split(dims, dim=-1)), shape)
 
     def draw(
         self,

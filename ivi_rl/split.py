@@ -14,8 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .checks import check_generator, sample_shape_of
-from .draws import Noise
+from .draws import Noise, standard_noise
 from .mlp import VariationalMLP
 from .parametrizations import Parametrization
 
@@ -60,17 +59,8 @@ class SplitMLP(nn.Module):
         seed: int | None = None,
     ) -> Noise:
         """Noise indexing ``sample_shape`` draws of every sub-network (one randn call)."""
-        shape = sample_shape_of(sample_shape)
         weight = self.nets[0].layers[0].weight
-        if seed is not None:
-            if generator is not None:
-                raise ValueError("pass either seed= or generator=, not both")
-            generator = torch.Generator(device=weight.device).manual_seed(seed)
-        check_generator(generator, weight.device)
-        flat = torch.randn(
-            (*shape, self.noise_dim), generator=generator, device=weight.device, dtype=weight.dtype
-        )
-        return Noise(tuple(flat.split(self._noise_dims, dim=-1)), shape)
+        return standard_noise(sample_shape, self._noise_dims, weight, generator, seed)
 
     def split_noise(self, noise: Noise) -> list[Noise]:
         """Each sub-network's part of ``noise``."""
