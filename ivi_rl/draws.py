@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from .checks import check_generator, sample_shape_of
+from .checks import check_generator, check_same_device, sample_shape_of
 
 if TYPE_CHECKING:
     from .mlp import VariationalMLP
@@ -76,6 +76,19 @@ def standard_noise(
         (*shape, sum(dims)), generator=generator, device=like.device, dtype=like.dtype
     )
     return Noise(tuple(flat.split(list(dims), dim=-1)), shape)
+
+
+def check_noise(noise: object, dims: Sequence[int], like: Tensor) -> None:
+    """``noise`` must be a :class:`Noise` with per-layer sizes ``dims`` on ``like``'s device."""
+    if not isinstance(noise, Noise):
+        raise TypeError(f"noise must be an ivi_rl.Noise (from sample_noise), got {type(noise)}")
+    got = [t.shape[-1] for t in noise.tensors]
+    if got != list(dims):
+        raise ValueError(
+            f"noise has per-layer sizes {got}; this model's stochastic layers need {list(dims)}"
+        )
+    for t in noise.tensors:
+        check_same_device(t, like, "noise")
 
 
 class PosteriorDraw:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .checks import check_same_device
-from .draws import Noise, PosteriorDraw, standard_noise
+from .draws import Noise, PosteriorDraw, check_noise, standard_noise
 from .enums import Activation, CovarianceFamily, LayerKind, StochasticLayers, parse_enum
 from .linear import VariationalLinear
 from .parametrizations import Parametrization, get_parametrization
@@ -230,16 +230,7 @@ class VariationalMLP(nn.Module):
         }
 
     def _check_noise(self, noise: Noise) -> None:
-        if not isinstance(noise, Noise):
-            raise TypeError(f"noise must be an ivi_rl.Noise (from sample_noise), got {type(noise)}")
-        dims = self._noise_dims
-        got = [t.shape[-1] for t in noise.tensors]
-        if got != dims:
-            raise ValueError(
-                f"noise has per-layer sizes {got}; this model's stochastic layers need {dims}"
-            )
-        for t in noise.tensors:
-            check_same_device(t, self.layers[0].weight, "noise")
+        check_noise(noise, self._noise_dims, self.layers[0].weight)
 
 
 def _check_hidden(hidden: Sequence[int]) -> list[int]:

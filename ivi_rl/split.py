@@ -14,9 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from .draws import Noise, standard_noise
+from .draws import Noise, check_noise, standard_noise
 from .mlp import VariationalMLP
-from .parametrizations import Parametrization
 
 __all__ = ["SplitMLP"]
 
@@ -40,14 +39,6 @@ class SplitMLP(nn.Module):
         self._noise_dims = [d for net in nets for d in net._noise_dims]
 
     @property
-    def parametrization(self) -> Parametrization:
-        return self.nets[0].parametrization
-
-    @property
-    def is_stochastic(self) -> bool:
-        return any(net.is_stochastic for net in self.nets)
-
-    @property
     def noise_dim(self) -> int:
         return sum(self._noise_dims)
 
@@ -64,12 +55,7 @@ class SplitMLP(nn.Module):
 
     def split_noise(self, noise: Noise) -> list[Noise]:
         """Each sub-network's part of ``noise``."""
-        got = [t.shape[-1] for t in noise.tensors]
-        if got != self._noise_dims:
-            raise ValueError(
-                f"noise has per-layer sizes {got}; this model's stochastic layers need "
-                f"{self._noise_dims}"
-            )
+        check_noise(noise, self._noise_dims, self.nets[0].layers[0].weight)
         parts, start = [], 0
         for count in self._layer_counts:
             parts.append(Noise(noise.tensors[start : start + count], noise.sample_shape))

@@ -77,3 +77,5 @@ def test_bad_sub_networks_and_noise_are_named():
     model, _ = split()
     with pytest.raises(ValueError, match=r"noise has per-layer sizes \[7\]"):
         model(torch.randn(2, 5), Noise((torch.randn(7),), torch.Size()))
+    with pytest.raises(TypeError, match=r"noise must be an ivi_rl\.Noise"):
+        model(torch.randn(2, 5), torch.randn(21))
