@@ -12,6 +12,7 @@ from .anchor import (
     anchor_proximal_,
     noise_weights,
     perturbation_codes,
+    perturbation_shift,
     prior_variances,
 )
 from .checks import resolve_device
@@ -77,6 +78,7 @@ __all__ = [
     "param_groups",
     "per_datum_loss",
     "perturbation_codes",
+    "perturbation_shift",
     "prior_variances",
     "resolve_device",
     "set_base_lr",

@@ -35,6 +35,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from .draws import Noise
 from .enums import ParamKind
 from .linear import VariationalLinear
 
@@ -44,6 +45,7 @@ __all__ = [
     "anchor_proximal_",
     "noise_weights",
     "perturbation_codes",
+    "perturbation_shift",
     "prior_variances",
     "sgd_step_size",
 ]
@@ -99,6 +101,22 @@ def perturbation_codes(
         raise ValueError(f"noise_dim={noise_dim!r} must be a positive int (the model's noise size)")
     codes = torch.randn((*shape, noise_dim), generator=generator, device=device, dtype=dtype)
     return codes / math.sqrt(noise_dim)
+
+
+def perturbation_shift(noise: Noise, codes: Tensor) -> Tensor:
+    """c_n^T z for every draw z of ``noise`` (all stochastic layers' noise, concatenated: R
+    values) and every code c_n of ``codes`` [*batch, R]: shape [*sample_shape, *batch]. The
+    target of datum n under draw z is shifted by sigma_n times this."""
+    z = torch.cat(noise.tensors, dim=-1)
+    r = z.shape[-1]
+    if codes.dim() == 0 or codes.shape[-1] != r:
+        raise ValueError(
+            f"codes has shape {tuple(codes.shape)}; expected [*batch, R] with R = {r}, the "
+            "model's noise size (one code per data point)"
+        )
+    batch = codes.shape[:-1]
+    shift = z.reshape(-1, r) @ codes.reshape(-1, r).T
+    return shift.reshape(*noise.sample_shape, *batch)
 
 
 def prior_variances(model: nn.Module) -> dict[str, float]:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .anchor import perturbation_shift
 from .checks import check_positive_int
 from .draws import Noise
 from .enums import Loss, ParamKind, parse_enum
@@ -95,7 +96,7 @@ def expected_loss(
             raise ValueError(
                 "perturbation= shifts real-valued targets; use loss='mse' or 'gaussian'"
             )
-        y = y + _target_shift(model, noise, perturbation, target_std, y)
+        y = y + _target_shift(noise, perturbation, target_std, y)
     per_datum = per_datum_loss(pred, y, loss, mask=mask, noise_std=noise_std)
     if weights is not None:
         if weights.shape != x.shape[:-1]:
@@ -111,20 +112,15 @@ def _is_nonzero(value: Tensor | float) -> bool:
     return bool((value != 0).any()) if isinstance(value, Tensor) else value != 0
 
 
-def _target_shift(
-    model: VariationalMLP, noise: Noise, codes: Tensor, std: Tensor | float, y: Tensor
-) -> Tensor:
+def _target_shift(noise: Noise, codes: Tensor, std: Tensor | float, y: Tensor) -> Tensor:
     """target_std_n * c_n^T z for every draw and point: [*sample_shape, *batch, 1]."""
-    z = torch.cat(noise.tensors, dim=-1)
-    r = z.shape[-1]
-    batch = y.shape[:-1]
-    if codes.shape != (*batch, r):
+    r = sum(t.shape[-1] for t in noise.tensors)
+    if codes.shape != (*y.shape[:-1], r):
         raise ValueError(
             f"perturbation has shape {tuple(codes.shape)}; expected [*batch, R] = "
-            f"{(*batch, r)}: one code per data point, R = the model's noise size"
+            f"{(*y.shape[:-1], r)}: one code per data point, R = the model's noise size"
         )
-    shift = (z.reshape(-1, r) @ codes.reshape(-1, r).T).reshape(*noise.sample_shape, *batch)
-    return (shift * std)[..., None]
+    return (perturbation_shift(noise, codes) * std)[..., None]
 
 
 def kl_divergence(model: VariationalMLP, prior_std: float | None = None) -> Tensor:

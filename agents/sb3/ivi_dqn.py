@@ -19,6 +19,14 @@ objective sets. Both are estimates of the same expected loss when the target doe
 the output layer's noise with Q ('mean', 'independent'; or, under 'same_draw', when Q and its
 target use disjoint output weights, as one-hot states do in a network without hidden layers);
 otherwise 'marginalized' leaves out the covariance of Q and its own target through that layer.
+
+Draw-coupled TD targets (``target_noise`` = sigma > 0): every stored transition n carries a
+code c_n ~ N(0, I / R) (R = the Q-network's noise size; :class:`CodedReplayBuffer`), and the
+TD target of draw z becomes r + gamma max Q_target(s', z) + sigma c_n^T z: each draw regresses
+on its own noisy copy of the data, so a draw's spread at visited transitions stays about sigma
+instead of collapsing to 0 (sample-then-optimise; HyperAgent's index-perturbed targets). This
+departs from plain IVI, which is sigma = 0 (the default: the agent is then unchanged, bit for
+bit). See ``ivi_rl.anchor`` for the linear-Gaussian case.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from stable_baselines3.common.policies import BasePolicy
 
 import ivi_rl
 
+from .buffers import CodedReplayBuffer
 from .common import EpisodicSampling, check_choice
 from .policies import IVIDQNPolicy
 
@@ -51,6 +60,9 @@ class IVIDQN(EpisodicSampling, DQN):
     :param loss: 'mse' (the expected squared TD error, IVI's objective) or 'huber' (DQN's).
     :param output_noise: 'sampled' or 'marginalized' (the output layer's noise averaged out in
         closed form; needs ``loss='mse'``).
+    :param target_noise: sigma >= 0 of the draw-coupled TD-target perturbation (0: none, plain
+        IVI); needs ``output_noise='sampled'`` and one-step returns, and stores the codes in a
+        :class:`CodedReplayBuffer`.
     :param spread_draws: draws used to log the posterior spread of Q every 100 updates (0
         disables it).
 
@@ -80,9 +92,11 @@ class IVIDQN(EpisodicSampling, DQN):
         loss: str = "mse",
         output_noise: str = "sampled",
         spread_draws: int = 8,
+        target_noise: float = 0.0,
         **kwargs: Any,
     ) -> None:
         check_choice("target", target, TARGETS)
+        _check_target_noise(target_noise, output_noise, kwargs)
         check_choice("loss", loss, LOSSES)
         check_choice("output_noise", output_noise, OUTPUT_NOISE)
         if output_noise == "marginalized" and loss != "mse":
@@ -91,7 +105,9 @@ class IVIDQN(EpisodicSampling, DQN):
                 f"squared error); got loss={loss!r}"
             )
         self.target_mode, self.loss_kind, self.spread_draws = target, loss, spread_draws
-        self.output_noise = output_noise
+        self.output_noise, self.target_noise = output_noise, float(target_noise)
+        if self.target_noise:
+            kwargs["replay_buffer_class"] = CodedReplayBuffer
         super().__init__(policy, env, learning_rate, **kwargs)
 
     def _setup_model(self) -> None:
@@ -107,6 +123,23 @@ class IVIDQN(EpisodicSampling, DQN):
         # Logged diagnostics draw from their own generator: how often the spread is logged
         # must not change the training noise, and with it the run.
         self._diagnostic_generator = torch.Generator(device=device).manual_seed(seed + 2)
+        if self.target_noise:
+            self.replay_buffer.set_codes(self.policy.q_net.q_net.noise_dim, seed + 3)
+
+    def load_replay_buffer(self, path, truncate_last_traj: bool = True) -> None:
+        """SB3's, plus a check that the buffer carries codes of this Q-network's noise size
+        when ``target_noise`` > 0."""
+        super().load_replay_buffer(path, truncate_last_traj)
+        if not self.target_noise:
+            return
+        buffer, want = self.replay_buffer, self.policy.q_net.q_net.noise_dim
+        found = getattr(buffer, "code_dim", None) if isinstance(buffer, CodedReplayBuffer) else None
+        if found != want:
+            raise ValueError(
+                f"load_replay_buffer: {path} holds no perturbation codes of size {want} "
+                f"(found {found}); target_noise={self.target_noise:g} needs the "
+                "CodedReplayBuffer this model saved"
+            )
 
     def _new_episodes(self, env_indices) -> None:
         if env_indices is None:  # the first episodes act on prior draws
@@ -131,10 +164,14 @@ class IVIDQN(EpisodicSampling, DQN):
         else:
             next_q = target_net(next_obs, generator=self._train_generator)
         discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-        return (
+        target = (
             replay_data.rewards
             + (1 - replay_data.dones) * discounts * next_q.max(1, keepdim=True)[0]
         )
+        if self.target_noise:
+            shift = ivi_rl.perturbation_shift(noise, replay_data.codes)
+            target = target + self.target_noise * shift[:, None]
+        return target
 
     def _loss(self, data) -> torch.Tensor:
         q_net = self.policy.q_net.q_net
@@ -166,3 +203,34 @@ class IVIDQN(EpisodicSampling, DQN):
                 observations, (self.spread_draws,), self._diagnostic_generator
             )
         return draws.std(0)
+
+
+def _check_target_noise(target_noise: object, output_noise: str, kwargs: dict) -> None:
+    """``target_noise`` is a finite number >= 0, and a positive one has what it needs."""
+    if (
+        isinstance(target_noise, bool)
+        or not isinstance(target_noise, int | float)
+        or not np.isfinite(target_noise)
+        or target_noise < 0
+    ):
+        raise ValueError(
+            f"target_noise={target_noise!r} is not accepted; accepted: a finite number >= 0"
+        )
+    if not target_noise:
+        return
+    if output_noise != "sampled":
+        raise ValueError(
+            f"target_noise={target_noise!r} needs output_noise='sampled' (the closed form of "
+            f"'marginalized' does not include the target's share of the output noise); got "
+            f"output_noise={output_noise!r}"
+        )
+    if kwargs.get("n_steps", 1) != 1:
+        raise ValueError(
+            f"target_noise={target_noise!r} needs one-step returns; got "
+            f"n_steps={kwargs['n_steps']!r}"
+        )
+    if kwargs.get("replay_buffer_class") not in (None, CodedReplayBuffer):
+        raise ValueError(
+            f"target_noise={target_noise!r} stores codes in a CodedReplayBuffer; got "
+            f"replay_buffer_class={kwargs['replay_buffer_class'].__name__}"
+        )
