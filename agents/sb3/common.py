@@ -147,10 +147,21 @@ class NoEpsilon(NamedRuns, CheckedLoad):
             losses.append(finite_loss(self, loss))
             self.policy.optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            if math.isfinite(self.max_grad_norm):  # at inf clipping multiplies by 1.0
+                torch.nn.utils.clip_grad_norm_(self._clipped_parameters(), self.max_grad_norm)
             self.policy.optimizer.step()
         self._n_updates += gradient_steps
         self._record_training(losses, self._spread(data, gradient_steps))
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_clip_list"]
+
+    def _clipped_parameters(self) -> list[torch.nn.Parameter]:
+        """The policy's parameters, listed once (SB3 passes a fresh generator per step)."""
+        cached = self.__dict__.get("_clip_list")
+        if cached is None or cached[0] is not self.policy:
+            cached = self.__dict__["_clip_list"] = (self.policy, list(self.policy.parameters()))
+        return cached[1]
 
     def _loss(self, data) -> torch.Tensor:
         """The training loss of one replay minibatch (a scalar with a gradient)."""

@@ -353,11 +353,30 @@ class IVIDQNPolicy(DQNPolicy):
         return kwargs
 
     def set_training_mode(self, mode: bool) -> None:
-        # SB3 sets the mode before every action and every update, a walk over all modules;
-        # nothing in a variational network depends on it (sampling is an explicit argument),
-        # so a call that would change nothing is skipped
-        if self.q_net.training != mode:
-            super().set_training_mode(mode)
+        """SB3's (the policy's flag and every module of ``q_net``), without its walk.
+
+        SB3 sets the mode before every action and every update, and ``Module.train`` walks
+        the module tree each time: with an update every step that walk was a fifth of the
+        MLP IVIDQN's step (experiments/RESULTS.md, "Cost per environment step"). Nothing in
+        a variational network depends on the mode (sampling is an explicit argument), but a
+        user's features extractor may, so every flag is still set: from a list of ``q_net``'s
+        modules made once (the tree is fixed once the policy is built), a module whose class
+        overrides ``train`` through its own ``train(mode)``. A call that changes nothing
+        returns at once.
+        """
+        if self.q_net.training == mode:
+            return
+        if not isinstance(mode, bool):
+            raise ValueError(f"mode={mode!r} is not accepted; accepted: True, False")
+        modules = self.__dict__.get("_mode_modules")
+        if modules is None:
+            modules = self.__dict__["_mode_modules"] = list(self.q_net.modules())
+        for module in modules:
+            if type(module).train is nn.Module.train:
+                module.__dict__["training"] = mode  # what Module.train sets, minus the walk
+            else:
+                module.train(mode)
+        self.training = mode
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), **self.settings.as_kwargs()}

@@ -99,6 +99,44 @@ def test_training_mode_switches_still_reach_every_module():
         assert not any(m.training for m in policy.q_net_target.modules())
 
 
+def test_a_module_that_overrides_train_gets_its_own_call_and_bad_modes_are_named():
+    from stable_baselines3.common.torch_layers import FlattenExtractor
+
+    seen: list[bool] = []
+
+    class Recording(FlattenExtractor):
+        def __init__(self, observation_space):
+            super().__init__(observation_space)
+            self.dropout = torch.nn.Dropout(0.5)
+
+        def train(self, mode: bool = True):
+            seen.append(mode)
+            return super().train(mode)
+
+    kwargs = {**SMALL, "policy_kwargs": {"features_extractor_class": Recording}}
+    policy = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **kwargs).policy
+    seen.clear()
+    start = policy.q_net.training
+    for mode in (start, not start, not start, start):  # the unchanged ones return at once
+        policy.set_training_mode(mode)
+        assert policy.q_net.features_extractor.dropout.training == mode
+    assert seen == [not start, start]
+    with pytest.raises(ValueError, match=r"mode='yes' is not accepted; accepted: True, False"):
+        policy.set_training_mode("yes")
+
+
+def test_clipping_at_inf_is_skipped_and_a_small_norm_still_clips():
+    """At inf SB3's clip multiplies the gradients by 1.0, so skipping it changes nothing: the
+    same run as clipping at a norm no gradient reaches; a small norm changes the run."""
+    runs = {}
+    for norm in (float("inf"), 1e30, 1e-3):
+        model = IVIDQN("MlpPolicy", deep_sea(5), seed=3, max_grad_norm=norm, **SMALL)
+        model.learn(total_timesteps=5 * 40)
+        runs[norm] = torch.cat([p.flatten() for p in model.policy.q_net.parameters()])
+    assert torch.equal(runs[float("inf")], runs[1e30])
+    assert not torch.equal(runs[1e30], runs[1e-3])
+
+
 def test_save_load_round_trip_gives_identical_actions(tmp_path):
     model = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **SMALL)
     model.learn(total_timesteps=5 * 40)
