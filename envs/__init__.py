@@ -10,7 +10,7 @@ import gymnasium as gym
 
 from .bandit_env import ContextualBanditEnv
 from .data import FILES, ChecksumError, DataFile, MissingDataError, data_dir, data_path
-from .deep_sea import DeepSeaEnv, deep_sea_score, optimal_return, solve_episode
+from .deep_sea import DeepSeaEnv, deep_sea_score, optimal_return, solve_episode, solve_rule
 from .problems import (
     BanditProblem,
     LinearProblem,
@@ -47,6 +47,7 @@ __all__ = [
     "make_problem",
     "optimal_return",
     "solve_episode",
+    "solve_rule",
 ]
 
 BANDIT_IDS = {

@@ -26,6 +26,7 @@ __all__ = [
     "deep_sea_score",
     "optimal_return",
     "solve_episode",
+    "solve_rule",
 ]
 
 
@@ -126,6 +127,16 @@ def optimal_return(size: int, deterministic: bool = True) -> float:
     if deterministic:
         return 1.0 - 0.01
     return (1 - 1 / size) ** (size - 1) - 0.01
+
+
+def solve_rule(deterministic: bool = True) -> dict[str, float | int]:
+    """bsuite's solve rule as :func:`solve_episode`'s arguments: threshold 0.9 from the first
+    episode for Deep Sea, 0.8 counting only episodes >= 100 for the stochastic variant."""
+    return (
+        {"threshold": 0.9, "min_episode": 1}
+        if deterministic
+        else {"threshold": 0.8, "min_episode": 100}
+    )
 
 
 def solve_episode(

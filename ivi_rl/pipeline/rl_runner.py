@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -65,10 +66,15 @@ class EpisodeLogger(BaseCallback):
     the bandits' tag, the bad-episode count and the solve episode; progress reporting."""
 
     def __init__(
-        self, optimal: float | None, stop_when_solved: bool, progress: Callable[[int], None]
+        self,
+        optimal: float | None,
+        stop_when_solved: bool,
+        progress: Callable[[int], None],
+        solve_rule: dict[str, Any] | None = None,
     ):
         super().__init__()
         self.optimal, self.stop_when_solved, self.progress = optimal, stop_when_solved, progress
+        self.solve_rule = solve_rule or {}  # envs.solve_episode's threshold and min_episode
         self.returns: list[float] = []
         self.bad: list[bool] = []
         self.regret = 0.0
@@ -96,7 +102,7 @@ class EpisodeLogger(BaseCallback):
             self.bad.append(bool(info["bad_episode"]))
             self.logger.record("deep_sea/total_bad_episodes", int(sum(self.bad)))
             if self.solved is None:
-                self.solved = envs.solve_episode(self.bad)
+                self.solved = envs.solve_episode(self.bad, **self.solve_rule)
             if self.solved is not None:
                 self.logger.record("deep_sea/solved_episode", self.solved)
         if len(self.returns) % 10 == 0 or self.solved is not None:
@@ -160,7 +166,9 @@ def _execute(task: RLTask, progress: Callable[[int], None], scratch: Path) -> Ta
     model.set_logger(configure(str(scratch / tb), ["tensorboard"]))
     size = getattr(base, "size", None)
     budget = task.env.timesteps or task.env.episodes * (size or env.spec.max_episode_steps or 1)
-    callback = EpisodeLogger(optimal, task.config.stop_when_solved and size is not None, progress)
+    rule = envs.solve_rule(base.deterministic) if isinstance(base, envs.DeepSeaEnv) else None
+    stop = task.config.stop_when_solved and size is not None
+    callback = EpisodeLogger(optimal, stop, progress, rule)
     evaluation = GreedyEvaluation(task)
     start = time.perf_counter()
     model.learn(

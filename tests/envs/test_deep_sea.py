@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from ivi_rl.envs import DeepSeaEnv, deep_sea_score, optimal_return, solve_episode
+from ivi_rl.envs import (
+    DeepSeaEnv,
+    deep_sea_score,
+    optimal_return,
+    solve_episode,
+    solve_rule,
+)
 
 
 def _run(env, policy):
@@ -86,6 +92,15 @@ def test_solve_episode_and_score():
     assert deep_sea_score({10: 1123}) == 1.0 and deep_sea_score({10: 1124}) == 0.0
     with pytest.raises(ValueError, match=r"at least one size"):
         deep_sea_score({})
+
+
+def test_solve_rule_is_bsuites_per_variant():
+    quarter_good = [True, True, True, False] * 50  # bad fraction 0.75 from episode 4 on
+    assert solve_episode(quarter_good, **solve_rule(True)) == 4
+    assert solve_episode(quarter_good, **solve_rule(False)) == 100
+    sixth_good = [True] * 5 + [False]  # 5/6 = 0.83: below 0.9, not below 0.8
+    assert solve_episode(sixth_good * 40, **solve_rule(True)) == 6
+    assert solve_episode(sixth_good * 40, **solve_rule(False)) is None
 
 
 def test_deep_sea_errors():

@@ -9,6 +9,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from ivi_rl import envs
 from ivi_rl.pipeline.bandit_config import ConfigError
 from ivi_rl.pipeline.cli import main as cli
 from ivi_rl.pipeline.configs import read_config
@@ -128,6 +129,21 @@ def test_resume_skips_finished_runs(finished):
     assert (
         tmp / "out" / "results" / "deep_sea_4" / "dqn" / "seed_0.npz"
     ).stat().st_mtime_ns == stamp
+
+
+def test_stochastic_deep_sea_is_solved_by_bsuites_stochastic_rule(tmp_path):
+    """threshold 0.8 counting episodes >= 100, where the deterministic rule (0.9 from the
+    first episode) would have stopped the run much earlier."""
+    text = TINY.replace("episodes = 30", "episodes = 400\ndeterministic = false")
+    text = text.replace("sweep = { size = [4, 5] }", "sweep = { size = [4] }")
+    text = text.replace("seeds = 2", "seeds = 1\nstop_when_solved = true")
+    config = write(tmp_path, text.split('[[agents]]\nname = "dqn"')[0])
+    run_rl(config, quiet=True)
+    run = np.load(tmp_path / "out" / "results" / "deep_sea_4" / "ivi_dqn" / "seed_0.npz")
+    bad, solved = run["bad"].tolist(), int(run["solved"])
+    assert solved >= 100 and len(bad) == solved
+    assert envs.solve_episode(bad, threshold=0.8, min_episode=100) == solved
+    assert envs.solve_episode(bad) < 100
 
 
 @pytest.mark.parametrize(
