@@ -23,8 +23,10 @@ otherwise 'marginalized' leaves out the covariance of Q and its own target throu
 Draw-coupled TD targets (``target_noise`` = sigma > 0): every stored transition n carries a
 code c_n ~ N(0, I / R) (R = the Q-network's noise size; :class:`CodedReplayBuffer`), and the
 TD target of draw z becomes r + gamma max Q_target(s', z) + sigma c_n^T z: each draw regresses
-on its own noisy copy of the data, so a draw's spread at visited transitions stays about sigma
-instead of collapsing to 0 (sample-then-optimise; HyperAgent's index-perturbed targets). This
+on its own noisy copy of the data, so the draws' spread where the data is shrinks with the
+number of transitions as under reward noise sigma (about sigma / sqrt(visits) for a one-hot
+cell's own weight in the linear-Gaussian case) instead of collapsing at the first fit
+(sample-then-optimise; HyperAgent's index-perturbed targets). This
 departs from plain IVI, which is sigma = 0 (the default: the agent is then unchanged, bit for
 bit). See ``ivi_rl.anchor`` for the linear-Gaussian case.
 """
@@ -98,9 +100,9 @@ class IVIDQN(EpisodicSampling, DQN):
         **kwargs: Any,
     ) -> None:
         check_choice("target", target, TARGETS)
-        _check_target_noise(target_noise, output_noise, kwargs)
         check_choice("loss", loss, LOSSES)
         check_choice("output_noise", output_noise, OUTPUT_NOISE)
+        _check_target_noise(target_noise, output_noise, kwargs)
         if output_noise == "marginalized" and loss != "mse":
             raise ValueError(
                 f"output_noise='marginalized' needs loss='mse' (the closed form is that of the "
