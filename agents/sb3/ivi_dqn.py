@@ -65,6 +65,12 @@ class IVIDQN(EpisodicSampling, DQN):
     :param target_noise: sigma >= 0 of the draw-coupled TD-target perturbation (0: none, plain
         IVI); needs ``output_noise='sampled'`` and one-step returns, and stores the codes in a
         :class:`CodedReplayBuffer`.
+    :param reward_scale: a factor c > 0 on the rewards in the TD targets (default 1: none):
+        Q is learned in units of c times the return, while acting (an argmax) and the returns
+        SB3 and the runners report are unchanged. It sets the prior's spread against the
+        values (the prior is the initialisation, whose Q is of order 1) and keeps plain SGD's
+        stable step size independent of the return's scale (experiments/RESULTS.md,
+        "CartPole-v1").
     :param spread_draws: draws used to log the posterior spread of Q every 100 updates (0
         disables it).
 
@@ -97,12 +103,23 @@ class IVIDQN(EpisodicSampling, DQN):
         output_noise: str = "sampled",
         spread_draws: int = 8,
         target_noise: float = 0.0,
+        reward_scale: float = 1.0,
         **kwargs: Any,
     ) -> None:
         check_choice("target", target, TARGETS)
         check_choice("loss", loss, LOSSES)
         check_choice("output_noise", output_noise, OUTPUT_NOISE)
         _check_target_noise(target_noise, output_noise, kwargs)
+        if (
+            isinstance(reward_scale, bool)
+            or not isinstance(reward_scale, int | float)
+            or not np.isfinite(reward_scale)
+            or reward_scale <= 0
+        ):
+            raise ValueError(
+                f"reward_scale={reward_scale!r} is not accepted; accepted: a finite number > 0"
+            )
+        self.reward_scale = float(reward_scale)
         if output_noise == "marginalized" and loss != "mse":
             raise ValueError(
                 f"output_noise='marginalized' needs loss='mse' (the closed form is that of the "
@@ -168,10 +185,10 @@ class IVIDQN(EpisodicSampling, DQN):
         else:
             next_q = target_net(next_obs, generator=self._train_generator)
         discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-        target = (
-            replay_data.rewards
-            + (1 - replay_data.dones) * discounts * next_q.max(1, keepdim=True)[0]
-        )
+        rewards = replay_data.rewards
+        if self.reward_scale != 1.0:
+            rewards = rewards * self.reward_scale
+        target = rewards + (1 - replay_data.dones) * discounts * next_q.max(1, keepdim=True)[0]
         if self.target_noise:
             shift = ivi_rl.perturbation_shift(noise, replay_data.codes)
             target = target + self.target_noise * shift[:, None]

@@ -514,6 +514,33 @@ def test_output_noise_survives_save_and_load(tmp_path):
     assert IVIDQN.load(tmp_path / "m").output_noise == "marginalized"
 
 
+def test_reward_scale_multiplies_the_rewards_in_the_td_target_and_survives_save_load(tmp_path):
+    model, batch = _trained("sampled")
+    noise = model.policy.q_net.q_net.sample_noise(generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        plain = model._td_target(batch, noise)
+        model.reward_scale = 0.25
+        scaled = model._td_target(batch, noise)
+    torch.testing.assert_close(scaled - plain, (0.25 - 1) * batch.rewards)
+    model.save(tmp_path / "m")
+    assert IVIDQN.load(tmp_path / "m").reward_scale == 0.25
+
+
+def test_reward_scale_one_is_todays_agent_bit_for_bit():
+    runs = []
+    for kwargs in ({}, {"reward_scale": 1.0}):
+        model = IVIDQN("MlpPolicy", deep_sea(5), seed=2, **SMALL, **kwargs)
+        model.learn(total_timesteps=5 * 30)
+        runs.append(torch.cat([p.flatten() for p in model.policy.q_net.parameters()]))
+    assert torch.equal(*runs)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), True, "big"])
+def test_bad_reward_scale_is_named(bad):
+    with pytest.raises(ValueError, match=r"reward_scale=.* is not accepted; accepted: a finite"):
+        IVIDQN("MlpPolicy", deep_sea(5), reward_scale=bad)
+
+
 def test_bad_arguments():
     with pytest.raises(
         ValueError, match=r"target='online' is not accepted; accepted: same_draw, mean, independent"
