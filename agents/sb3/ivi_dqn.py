@@ -83,9 +83,11 @@ class IVIDQN(EpisodicSampling, DQN):
     Where the defaults depart from plain IVI: the optimizer is Adam with muP's Adam table
     (``policy_kwargs={"optimizer_class": torch.optim.SGD}`` gives the paper's SGD) and SB3's
     gradient clipping at norm 10 stays on (``max_grad_norm``), because plain SGD without
-    clipping diverges on CartPole with this network, and no network tried under it both
-    learns CartPole and explores Deep Sea (experiments/RESULTS.md, "CartPole-v1"). For
-    Deep Sea use the settings of experiments/deep_sea.toml (README). ``max_loss``
+    clipping diverges on CartPole with this network. An agent under plain SGD without
+    clipping that explores Deep Sea and learns CartPole exists (experiments/deep_sea.toml's
+    ``ivi_dqn_mlp``, experiments/cartpole_mlp.toml) but needs an env-specific
+    ``reward_scale`` (1 and 0.01), so it is not the default (experiments/RESULTS.md,
+    "CartPole-v1"). ``max_loss``
     (default 1e10) stops a run whose loss diverges.
     """
 
