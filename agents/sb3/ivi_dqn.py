@@ -70,7 +70,11 @@ class IVIDQN(EpisodicSampling, DQN):
         SB3 and the runners report are unchanged. It sets the prior's spread against the
         values (the prior is the initialisation, whose Q is of order 1) and keeps plain SGD's
         stable step size independent of the return's scale (experiments/RESULTS.md,
-        "CartPole-v1").
+        "CartPole-v1"). ``'auto'``: c = 1 / max(1, B), B the largest |discounted return| of an
+        episode seen so far (per environment, from its first step); c only falls, and Q is
+        not rescaled when it does (the TD targets move Q to the new units, and the prior's
+        spread stays of order 1 in them). Returns within +-1 keep c = 1: the agent is then
+        the one with ``reward_scale=1``.
     :param spread_draws: draws used to log the posterior spread of Q every 100 updates (0
         disables it).
 
@@ -112,16 +116,21 @@ class IVIDQN(EpisodicSampling, DQN):
         check_choice("loss", loss, LOSSES)
         check_choice("output_noise", output_noise, OUTPUT_NOISE)
         _check_target_noise(target_noise, output_noise, kwargs)
-        if (
+        if reward_scale != "auto" and (
             isinstance(reward_scale, bool)
             or not isinstance(reward_scale, int | float)
             or not np.isfinite(reward_scale)
             or reward_scale <= 0
         ):
             raise ValueError(
-                f"reward_scale={reward_scale!r} is not accepted; accepted: a finite number > 0"
+                f"reward_scale={reward_scale!r} is not accepted; accepted: a finite number > 0 "
+                "or 'auto'"
             )
-        self.reward_scale = float(reward_scale)
+        self.reward_scale = reward_scale if reward_scale == "auto" else float(reward_scale)
+        self.value_scale = 1.0 if reward_scale == "auto" else float(reward_scale)
+        self.return_bound = 0.0
+        self._episode_return: np.ndarray | None = None  # per env, under 'auto'
+        self._episode_discount: np.ndarray | None = None
         if output_noise == "marginalized" and loss != "mse":
             raise ValueError(
                 f"output_noise='marginalized' needs loss='mse' (the closed form is that of the "
@@ -170,6 +179,27 @@ class IVIDQN(EpisodicSampling, DQN):
         else:
             self.policy.q_net.resample(env_indices=env_indices)
 
+    def _store_transition(self, replay_buffer, buffer_action, new_obs, reward, dones, infos):
+        if self.reward_scale == "auto":
+            self._track_returns(np.asarray(reward, dtype=np.float64), np.asarray(dones))
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+
+    def _track_returns(self, reward: np.ndarray, dones: np.ndarray) -> None:
+        """'auto' reward scale: add each env's discounted reward; at an episode's end raise
+        the return bound and set the value scale to 1 / max(1, bound)."""
+        if self._episode_return is None or len(self._episode_return) != len(reward):
+            self._episode_return = np.zeros(len(reward))
+            self._episode_discount = np.ones(len(reward))
+        self._episode_return += self._episode_discount * reward
+        self._episode_discount *= self.gamma
+        done = np.flatnonzero(dones)
+        if done.size:
+            finished = float(np.abs(self._episode_return[done]).max())
+            self.return_bound = max(self.return_bound, finished)
+            self._episode_return[done], self._episode_discount[done] = 0.0, 1.0
+            self.value_scale = 1.0 / max(1.0, self.return_bound)
+            self.logger.record("train/value_scale", self.value_scale)
+
     def _update_learning_rate(self, optimizers) -> None:
         # SGD/Adam groups keep their muP multipliers: lr = schedule x multiplier
         base = self.lr_schedule(self._current_progress_remaining)
@@ -188,8 +218,8 @@ class IVIDQN(EpisodicSampling, DQN):
             next_q = target_net(next_obs, generator=self._train_generator)
         discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
         rewards = replay_data.rewards
-        if self.reward_scale != 1.0:
-            rewards = rewards * self.reward_scale
+        if self.value_scale != 1.0:
+            rewards = rewards * self.value_scale
         target = rewards + (1 - replay_data.dones) * discounts * next_q.max(1, keepdim=True)[0]
         if self.target_noise:
             shift = ivi_rl.perturbation_shift(noise, replay_data.codes)

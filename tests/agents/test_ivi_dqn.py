@@ -10,6 +10,7 @@ import pytest
 import torch
 from gymnasium.wrappers import FlattenObservation
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
 
 import ivi_rl
@@ -541,11 +542,39 @@ def test_reward_scale_multiplies_the_rewards_in_the_td_target_and_survives_save_
     noise = model.policy.q_net.q_net.sample_noise(generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         plain = model._td_target(batch, noise)
-        model.reward_scale = 0.25
+        model.value_scale = 0.25
         scaled = model._td_target(batch, noise)
     torch.testing.assert_close(scaled - plain, (0.25 - 1) * batch.rewards)
+    model.reward_scale = 0.25
     model.save(tmp_path / "m")
-    assert IVIDQN.load(tmp_path / "m").reward_scale == 0.25
+    loaded = IVIDQN.load(tmp_path / "m")
+    assert (loaded.reward_scale, loaded.value_scale) == (0.25, 0.25)
+
+
+def test_auto_reward_scale_is_one_over_the_largest_discounted_episode_return(tmp_path):
+    """Two envs: per-env discounted returns, the scale set at each episode's end, only
+    falling; returns within +-1 leave it at 1."""
+    model = IVIDQN("MlpPolicy", deep_sea(5), seed=0, reward_scale="auto", gamma=0.5, **SMALL)
+    model.set_logger(configure(str(tmp_path), []))
+    track = model._track_returns
+    track(np.array([4.0, 1.0]), np.array([False, False]))
+    assert model.value_scale == 1.0  # no episode has ended
+    track(np.array([2.0, -8.0]), np.array([True, False]))  # env 0: 4 + 0.5 * 2 = 5
+    assert (model.return_bound, model.value_scale) == (5.0, 0.2)
+    track(np.array([0.0, 0.0]), np.array([True, True]))  # env 0: 0; env 1: 1 - 4 + 0 = -3
+    assert (model.return_bound, model.value_scale) == (5.0, 0.2)
+    track(np.array([40.0, 0.0]), np.array([True, False]))  # env 0: 40
+    assert model.value_scale == 1 / 40
+
+
+def test_auto_reward_scale_on_deep_sea_is_scale_one_bit_for_bit():
+    runs = []
+    for scale in ("auto", 1.0):
+        model = IVIDQN("MlpPolicy", deep_sea(5), seed=2, reward_scale=scale, **SMALL)
+        model.learn(total_timesteps=5 * 30)
+        assert model.value_scale == 1.0
+        runs.append(torch.cat([p.flatten() for p in model.policy.q_net.parameters()]))
+    assert torch.equal(*runs)
 
 
 def test_reward_scale_one_is_todays_agent_bit_for_bit():
@@ -559,7 +588,9 @@ def test_reward_scale_one_is_todays_agent_bit_for_bit():
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("inf"), True, "big"])
 def test_bad_reward_scale_is_named(bad):
-    with pytest.raises(ValueError, match=r"reward_scale=.* is not accepted; accepted: a finite"):
+    with pytest.raises(
+        ValueError, match=r"reward_scale=.* accepted: a finite number > 0 or 'auto'"
+    ):
         IVIDQN("MlpPolicy", deep_sea(5), reward_scale=bad)
 
 
