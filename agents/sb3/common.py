@@ -18,6 +18,7 @@ __all__ = [
     "NamedRuns",
     "NoEpsilon",
     "check_choice",
+    "check_number",
     "check_spaces",
 ]
 
@@ -47,6 +48,22 @@ def check_choice(argument: str, value: object, accepted: tuple[str, ...]) -> Non
     """``value`` is one of the string settings ``accepted``, or one error naming all of them."""
     if not isinstance(value, str) or value not in accepted:
         raise ValueError(f"{argument}={value!r} is not accepted; accepted: {', '.join(accepted)}")
+
+
+def check_number(argument: str, value: object, *, positive: bool, also: str = "") -> float:
+    """``value`` as a float if it is a finite int or float, > 0 (``positive``) or >= 0; else
+    one error naming the argument and what is accepted (``also``: other accepted values)."""
+    bound = "> 0" if positive else ">= 0"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not (value > 0 if positive else value >= 0)
+    ):
+        raise ValueError(
+            f"{argument}={value!r} is not accepted; accepted: a finite number {bound}{also}"
+        )
+    return float(value)
 
 
 def check_spaces(algorithm: str, env) -> None:

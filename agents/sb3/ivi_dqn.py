@@ -44,7 +44,7 @@ from stable_baselines3.common.policies import BasePolicy
 import ivi_rl
 
 from .buffers import CodedReplayBuffer
-from .common import EpisodicSampling, check_choice
+from .common import EpisodicSampling, check_choice, check_number
 from .policies import IVIDQNPolicy
 
 __all__ = ["IVIDQN"]
@@ -109,25 +109,20 @@ class IVIDQN(EpisodicSampling, DQN):
         output_noise: str = "sampled",
         spread_draws: int = 8,
         target_noise: float = 0.0,
-        reward_scale: float = 1.0,
+        reward_scale: float | str = 1.0,
         **kwargs: Any,
     ) -> None:
         check_choice("target", target, TARGETS)
         check_choice("loss", loss, LOSSES)
         check_choice("output_noise", output_noise, OUTPUT_NOISE)
         _check_target_noise(target_noise, output_noise, kwargs)
-        if reward_scale != "auto" and (
-            isinstance(reward_scale, bool)
-            or not isinstance(reward_scale, int | float)
-            or not np.isfinite(reward_scale)
-            or reward_scale <= 0
-        ):
-            raise ValueError(
-                f"reward_scale={reward_scale!r} is not accepted; accepted: a finite number > 0 "
-                "or 'auto'"
+        auto = isinstance(reward_scale, str) and reward_scale == "auto"
+        if not auto:
+            reward_scale = check_number(
+                "reward_scale", reward_scale, positive=True, also=" or 'auto'"
             )
-        self.reward_scale = reward_scale if reward_scale == "auto" else float(reward_scale)
-        self.value_scale = 1.0 if reward_scale == "auto" else float(reward_scale)
+        self.reward_scale = reward_scale
+        self.value_scale = 1.0 if auto else reward_scale
         self.return_bound = 0.0
         self._episode_return: np.ndarray | None = None  # per env, under 'auto'
         self._episode_discount: np.ndarray | None = None
@@ -260,15 +255,7 @@ class IVIDQN(EpisodicSampling, DQN):
 
 def _check_target_noise(target_noise: object, output_noise: str, kwargs: dict) -> None:
     """``target_noise`` is a finite number >= 0, and a positive one has what it needs."""
-    if (
-        isinstance(target_noise, bool)
-        or not isinstance(target_noise, int | float)
-        or not np.isfinite(target_noise)
-        or target_noise < 0
-    ):
-        raise ValueError(
-            f"target_noise={target_noise!r} is not accepted; accepted: a finite number >= 0"
-        )
+    check_number("target_noise", target_noise, positive=False)
     if not target_noise:
         return
     if output_noise != "sampled":
