@@ -586,7 +586,7 @@ def test_reward_scale_one_is_todays_agent_bit_for_bit():
     assert torch.equal(*runs)
 
 
-@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), True, "big"])
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), True, "big", "AUTO", np.array([1.0, 2.0])])
 def test_bad_reward_scale_is_named(bad):
     with pytest.raises(
         ValueError, match=r"reward_scale=.* accepted: a finite number > 0 or 'auto'"
