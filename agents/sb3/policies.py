@@ -356,8 +356,8 @@ class IVIDQNPolicy(DQNPolicy):
         """SB3's (the policy's flag and every module of ``q_net``), without its walk.
 
         SB3 sets the mode before every action and every update, and ``Module.train`` walks
-        the module tree each time: with an update every step that walk was a fifth of the
-        MLP IVIDQN's step (experiments/RESULTS.md, "Cost per environment step"). Nothing in
+        the module tree each time, a measurable part of a small network's step
+        (experiments/RESULTS.md, "Cost per environment step"). Nothing in
         a variational network depends on the mode (sampling is an explicit argument), but a
         user's features extractor may, so every flag is still set: from a list of ``q_net``'s
         modules made once (the tree is fixed once the policy is built), a module whose class
