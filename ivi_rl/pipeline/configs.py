@@ -20,6 +20,7 @@ __all__ = [
     "check_unique_labels",
     "default_label",
     "executor_spec",
+    "layer_settings",
     "load_toml_config",
     "positive",
     "read_config",
@@ -63,7 +64,8 @@ def read_config(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
     ``base = "other.toml"`` (relative to this file) starts from that config: a key set here
     replaces the base's value whole (``[[agents]]`` and ``[[envs]]`` lists included), except
-    the ``[defaults.*]`` tables, which are updated setting by setting. Bases may have bases;
+    the ``[defaults.*]`` tables, which are updated setting by setting
+    (:func:`layer_settings`). Bases may have bases;
     a cycle is an error."""
     raw = _read_toml(path)
     base = raw.pop("base", None)
@@ -81,9 +83,27 @@ def read_config(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         for group, settings in raw["defaults"].items():
             below = defaults.get(group)
             both = isinstance(below, dict) and isinstance(settings, dict)
-            defaults[group] = {**below, **settings} if both else settings
+            defaults[group] = layer_settings(below, settings) if both else settings
         merged["defaults"] = defaults
     return merged
+
+
+NESTED_SETTINGS = ("policy_kwargs",)
+"""Settings that are tables of settings themselves: a layer above updates them key by key."""
+
+
+def layer_settings(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Settings layered bottom to top: a key of a higher layer replaces a lower one's, except
+    the tables of :data:`NESTED_SETTINGS`, which are updated key by key (so
+    ``[defaults.ivi_dqn] policy_kwargs = { optimizer_class = "sgd" }`` stays under an agent's
+    own ``policy_kwargs = { net_arch = [64] }``)."""
+    out: dict[str, Any] = {}
+    for settings in layers:
+        for key, value in settings.items():
+            below = out.get(key)
+            nested = key in NESTED_SETTINGS and isinstance(below, dict)
+            out[key] = {**below, **value} if nested and isinstance(value, dict) else value
+    return out
 
 
 def apply_sets(raw: dict[str, Any], sets: Iterable[str]) -> dict[str, Any]:
@@ -148,13 +168,13 @@ def _entry(entries: list, label: str, kind: str, item: str) -> dict[str, Any]:
 def with_defaults(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
     """The entries of the array of tables ``raw[key]`` on top of their defaults:
     ``[defaults.<key>]`` (every entry), then ``[defaults.<name>]`` (entries whose ``name`` is
-    that registry name), then the entry's own keys. A key replaces the default's value whole
-    (``policy_kwargs`` included)."""
+    that registry name), then the entry's own keys (:func:`layer_settings`: a key replaces
+    the default's value whole, except ``policy_kwargs``, updated key by key)."""
     defaults = raw.get("defaults", {})
     if not isinstance(defaults, dict) or not all(isinstance(v, dict) for v in defaults.values()):
         raise ConfigError("'defaults' must hold tables: [defaults.agents], [defaults.<name>]")
     return [
-        {**defaults.get(key, {}), **defaults.get(entry.get("name"), {}), **entry}
+        layer_settings(defaults.get(key, {}), defaults.get(entry.get("name"), {}), entry)
         for entry in tables(raw, key)
     ]
 

@@ -105,6 +105,38 @@ def test_a_config_starts_from_its_base_and_states_only_what_it_changes(tmp_path)
     }
 
 
+def test_policy_kwargs_are_layered_key_by_key(tmp_path):
+    """policy_kwargs of [defaults.agents], [defaults.<name>], a child's defaults and the
+    agent's own entry combine key by key, the higher layer winning; other settings
+    (replay_buffer_kwargs here) replace whole."""
+    _write(
+        tmp_path,
+        "base.toml",
+        "seeds = 1\n"
+        '[defaults.agents]\npolicy_kwargs = { net_arch = [2], activation_fn = "tanh" }\n'
+        '[defaults.ivi_dqn]\npolicy_kwargs = { cov = "diagonal", bias = false }\n'
+        "replay_buffer_kwargs = { handle_timeout_termination = false }\n"
+        '[[envs]]\nid = "ivi_rl/DeepSea-v0"\nepisodes = 10\nsweep = { size = [4] }\n'
+        '[[agents]]\nname = "ivi_dqn"\npolicy_kwargs = { net_arch = [8] }\n'
+        '[[agents]]\nname = "dqn"\n',
+    )
+    child = _write(
+        tmp_path,
+        "child.toml",
+        'base = "base.toml"\n[defaults.ivi_dqn]\npolicy_kwargs = { bias = true }\n'
+        "replay_buffer_kwargs = {}\n",
+    )
+    ivi, dqn = load_rl_config(child).agents
+    assert ivi.settings["policy_kwargs"] == {
+        "net_arch": [8],
+        "activation_fn": "tanh",
+        "cov": "diagonal",
+        "bias": True,
+    }
+    assert ivi.settings["replay_buffer_kwargs"] == {}
+    assert dqn.settings["policy_kwargs"] == {"net_arch": [2], "activation_fn": "tanh"}
+
+
 def test_a_list_in_the_child_replaces_the_bases_and_select_agents_keeps_a_subset(tmp_path):
     _write(tmp_path, "base.toml", BASE)
     child = _write(
@@ -152,19 +184,32 @@ def test_bad_inheritance_is_one_line(tmp_path, files, match):
 
 
 def test_shipped_configs_inherit_instead_of_copying():
-    """deep_sea_cpu_xl.toml's IVIDQN comes through two bases: deep_sea_cpu.toml's MLP agent
-    on top of deep_sea.toml's bsuite settings; no RL config repeats bsuite's replay settings
-    except deep_sea.toml's defaults and the two ablations that predate them."""
+    """deep_sea_cpu_xl.toml's IVIDQN comes through three bases: deep_sea_cpu.toml's MLP agent
+    on top of deep_sea.toml's bsuite settings on top of IVIDQN's previous defaults (its
+    policy_kwargs key by key); no RL config repeats bsuite's replay settings except
+    deep_sea.toml's defaults and the two ablations that predate them."""
     xl = load_rl_config(EXPERIMENTS / "deep_sea_cpu_xl.toml")
     assert [a.label for a in xl.agents] == ["ivi_dqn", "bootstrapped_dqn"]
     assert xl.agents[0].settings == {
         "learning_rate": 0.01,
+        "max_grad_norm": 10,
+        "output_noise": "sampled",
+        "reward_scale": 1.0,
         "buffer_size": 10000,
         "learning_starts": 128,
         "batch_size": 128,
         "train_freq": 1,
         "target_update_interval": 4,
-        "policy_kwargs": {"net_arch": [200, 200], "cov": "diagonal", "input_scale": "sqrt_dim"},
+        "policy_kwargs": {
+            "net_arch": [200, 200],
+            "optimizer_class": "adam",
+            "stochastic": "input_output",
+            "cov": "diagonal",
+            "parametrization": "mup",
+            "input_scale": "sqrt_dim",
+            "prior_mean": "random",
+            "per_action": False,
+        },
     }
     copies = [
         str(p.relative_to(EXPERIMENTS))
