@@ -1,10 +1,11 @@
 """IVIDQN: DQN with Thompson sampling from an implicitly regularized variational posterior.
 
-The Q-network is an ``ivi_rl`` variational MLP (input and output layers low-rank Gaussian,
-muP). Each environment holds one posterior draw for a whole episode and acts greedily on it
-(epsilon = 0): deep exploration as in randomized value functions (Osband et al.). Training
-minimises the expected TD loss over a fresh weight draw per minibatch: no KL, no prior term,
-no weight decay, starting from the prior (the initialisation).
+The Q-network is an ``ivi_rl`` variational network (by default one MLP per action with a
+full-covariance Gaussian readout: :class:`IVIDQNPolicy`). Each environment holds one
+posterior draw for a whole episode and acts greedily on it (epsilon = 0): deep exploration as
+in randomized value functions (Osband et al.). Training minimises the expected TD loss over a
+fresh weight draw per minibatch by plain SGD: no KL, no prior term, no weight decay, no
+gradient clipping, starting from the prior (the initialisation).
 
 Target network (``target``): the TD target of a draw is computed by the target network
 *with the same draw* ('same_draw', default: every sampled Q-function is regressed on its own
@@ -33,6 +34,7 @@ bit). See ``ivi_rl.anchor`` for the linear-Gaussian case.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -60,21 +62,21 @@ class IVIDQN(EpisodicSampling, DQN):
 
     :param target: how TD targets use the target network: 'same_draw', 'mean', 'independent'.
     :param loss: 'mse' (the expected squared TD error, IVI's objective) or 'huber' (DQN's).
-    :param output_noise: 'sampled' or 'marginalized' (the output layer's noise averaged out in
-        closed form; needs ``loss='mse'``).
+    :param output_noise: 'marginalized' (default: the output layer's noise averaged out in
+        closed form; needs ``loss='mse'``) or 'sampled'.
     :param target_noise: sigma >= 0 of the draw-coupled TD-target perturbation (0: none, plain
         IVI); needs ``output_noise='sampled'`` and one-step returns, and stores the codes in a
         :class:`CodedReplayBuffer`.
-    :param reward_scale: a factor c > 0 on the rewards in the TD targets (default 1: none):
-        Q is learned in units of c times the return, while acting (an argmax) and the returns
-        SB3 and the runners report are unchanged. It sets the prior's spread against the
-        values (the prior is the initialisation, whose Q is of order 1) and keeps plain SGD's
-        stable step size independent of the return's scale (experiments/RESULTS.md,
+    :param reward_scale: a factor c > 0 on the rewards in the TD targets (1: none), or
+        ``'auto'`` (default, below): Q is learned in units of c times the return, while acting (an
+        argmax) and the returns SB3 and the runners report are unchanged. It sets the prior's spread
+        against the values (the prior is the initialisation, whose Q is of order 1) and keeps plain
+        SGD's stable step size independent of the return's scale (experiments/RESULTS.md,
         "CartPole-v1"). ``'auto'``: c = 1 / max(1, B), B the largest |discounted return| of an
-        episode seen so far (per environment, from its first step); c only falls, and Q is
-        not rescaled when it does (the TD targets move Q to the new units, and the prior's
-        spread stays of order 1 in them). Returns within +-1 keep c = 1: the agent is then
-        the one with ``reward_scale=1``.
+        episode seen so far (per environment, from its first step); c only falls, and Q is not
+        rescaled when it does (the TD targets move Q to the new units, and the prior's spread stays
+        of order 1 in them). Returns within +-1 keep c = 1: the agent is then the one with
+        ``reward_scale=1``.
     :param spread_draws: draws used to log the posterior spread of Q every 100 updates (0
         disables it).
 
@@ -84,14 +86,19 @@ class IVIDQN(EpisodicSampling, DQN):
     ``optimizer_class`` SGD or Adam.
     ``predict(obs, deterministic=True)`` acts on the posterior mean, ``False`` on the held draw.
 
-    Where the defaults depart from plain IVI: the optimizer is Adam with muP's Adam table
-    (``policy_kwargs={"optimizer_class": torch.optim.SGD}`` gives the paper's SGD) and SB3's
-    gradient clipping at norm 10 stays on (``max_grad_norm``), because plain SGD without
-    clipping diverges on CartPole with this network. An agent under plain SGD without
-    clipping that explores Deep Sea and learns CartPole exists (experiments/deep_sea.toml's
-    ``ivi_dqn_mlp``, experiments/cartpole_mlp.toml) but needs an env-specific
-    ``reward_scale`` (1 and 0.01), so it is not the default (experiments/RESULTS.md,
-    "CartPole-v1"). ``max_loss``
+    Defaults (``IVIDQN("MlpPolicy", env)``): the agent that explores Deep Sea and learns
+    CartPole (experiments/RESULTS.md, "IVIDQN's defaults"): plain SGD at 0.02 with the
+    parametrization's group rates, no gradient clipping (``max_grad_norm=inf``), the
+    readout's noise marginalized, ``reward_scale='auto'``, and the network of
+    :class:`IVIDQNPolicy`'s defaults; bsuite's training schedule (replay 10,000, learning
+    starts 128, batch 128, an update every step) with the target network refreshed every 100
+    steps. Where they depart from plain IVI, each measured in RESULTS: the standard
+    parametrization (muP's readout prior leaves Q's prior spread far below a reward of 1),
+    a zero-mean prior, one network per action, a sqrt(dim) input scale (right for one-hot
+    or sparse observations; for dense inputs of order 1 per coordinate and many dimensions
+    set ``input_scale=1``) and the reward scale. The defaults until 2026-11-29 (Adam, clipping
+    at 10, SB3's DQN schedule, a low-rank muP MLP [64, 64]) learned neither env; configs that
+    used them pin them (experiments/previous_ivi_dqn_defaults.toml). ``max_loss``
     (default 1e10) stops a run whose loss diverges.
     """
 
@@ -102,14 +109,20 @@ class IVIDQN(EpisodicSampling, DQN):
         self,
         policy: str | type[IVIDQNPolicy],
         env,
-        learning_rate=1e-3,
+        learning_rate=0.02,
         *,
+        buffer_size: int = 10_000,
+        learning_starts: int = 128,
+        batch_size: int = 128,
+        train_freq: int | tuple[int, str] = 1,
+        target_update_interval: int = 100,
+        max_grad_norm: float = math.inf,
         target: str = "same_draw",
         loss: str = "mse",
-        output_noise: str = "sampled",
+        output_noise: str = "marginalized",
         spread_draws: int = 8,
         target_noise: float = 0.0,
-        reward_scale: float | str = 1.0,
+        reward_scale: float | str = "auto",
         **kwargs: Any,
     ) -> None:
         check_choice("target", target, TARGETS)
@@ -135,7 +148,18 @@ class IVIDQN(EpisodicSampling, DQN):
         self.output_noise, self.target_noise = output_noise, float(target_noise)
         if self.target_noise:
             kwargs["replay_buffer_class"] = CodedReplayBuffer
-        super().__init__(policy, env, learning_rate, **kwargs)
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            train_freq=train_freq,
+            target_update_interval=target_update_interval,
+            max_grad_norm=max_grad_norm,
+            **kwargs,
+        )
 
     def _setup_model(self) -> None:
         super()._setup_model()

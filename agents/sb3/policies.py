@@ -32,6 +32,11 @@ entirely the output biases, identical in every state, so every draw prefers one 
 all states and Deep Sea is not explored; see experiments/RESULTS.md ("IVIDQN's prior")."""
 
 
+DEFAULT_NET_ARCH = (32,)
+"""Hidden widths of each action's network by default (``per_action``: 32 ReLU units per
+action)."""
+
+
 FROZEN = ("none", "output", "hidden_output", "features")
 """``frozen`` settings: which layers keep their prior draw (see :class:`IVIDQNPolicy`)."""
 
@@ -79,16 +84,16 @@ class QNetworkSettings:
     """What a :class:`PosteriorQNetwork` is, beyond SB3's ``net_arch`` and activation: the
     policy's extra ``policy_kwargs`` (see :class:`IVIDQNPolicy` for each), checked here."""
 
-    stochastic: str = "input_output"
-    cov: str = "auto"
+    stochastic: str = "last"
+    cov: str = "full"
     rank: int | None = None
-    parametrization: str | ivi_rl.Parametrization = "mup"
+    parametrization: str | ivi_rl.Parametrization = "sp"
     bias_std: float = DEFAULT_BIAS_STD
-    input_scale: float | str = 1.0
+    input_scale: float | str = "sqrt_dim"
     bias: bool = True
     frozen: str = "none"
-    prior_mean: str = "random"
-    per_action: bool = False
+    prior_mean: str = "zero"
+    per_action: bool = True
 
     def __post_init__(self) -> None:
         for name in ("bias", "per_action"):
@@ -259,31 +264,39 @@ class IVIDQNPolicy(DQNPolicy):
     """DQN policy with a :class:`PosteriorQNetwork`; ``deterministic=True`` acts on the
     posterior mean, ``deterministic=False`` on each environment's held draw.
 
+    Defaults: one MLP per action (``per_action=True``) with one hidden layer of 32 ReLU
+    units (``net_arch=[32]``) whose weights are trained point estimates
+    (``stochastic='last'``), a full-covariance Gaussian readout (``cov='full'``) with a
+    zero-mean prior (``prior_mean='zero'``), the standard parametrization
+    (``parametrization='sp'``), ``input_scale='sqrt_dim'``, biases, and plain SGD
+    (``optimizer_class=torch.optim.SGD``); experiments/RESULTS.md, "IVIDQN's defaults".
+
     Extra args (``policy_kwargs``, held as one :class:`QNetworkSettings`): ``stochastic``,
     ``cov``, ``rank``, ``parametrization`` (see ``ivi_rl.make_mlp``),
     ``bias_std``, the biases' prior std (default 0, see :data:`DEFAULT_BIAS_STD`), and
-    ``input_scale``, a factor on the network's input: a number or ``'sqrt_dim'``. muP's input
-    layer (prior std 1/sqrt(fan_in)) assumes dense inputs whose norm is about sqrt(dim); a
+    ``input_scale``, a factor on the network's input: a number or ``'sqrt_dim'``. The input
+    layer's init (std 1/sqrt(fan_in)) assumes dense inputs whose norm is about sqrt(dim); a
     one-hot observation has norm 1, so its first-layer prior is sqrt(dim) times too small
     and every state looks alike. ``'sqrt_dim'`` restores the assumed scale (Deep Sea, see
-    experiments/RESULTS.md, "IVIDQN on Deep Sea"). ``bias=False`` builds the layers without
-    biases. ``frozen`` keeps layers at their prior draw (mean and covariance), out of the
-    optimizer: 'none' (default), 'output' (the readout), 'hidden_output' (every layer but the
-    input layer) or 'features' (every layer but the readout: Q is then linear in the readout's
-    weights on random features). Before any reward is seen every TD target is about 0, and the
-    expected loss at visited states is lowered fastest by shrinking the shared layers' gain (and
-    shifting the biases), which removes the prior's spread at states never visited as well;
-    frozen layers, like a randomized prior function, cannot be trained away
-    (experiments/RESULTS.md, "Where the prior's uncertainty goes"). The input layer's bias is
-    shared by all states too, so freezing is meant with ``bias=False``: then, with
-    'hidden_output' and one-hot inputs, a state never trained on keeps its prior Q exactly.
-    ``prior_mean`` says where the stochastic layers' weight means start: 'random' (default,
-    the parametrization's init: one random mean function that every draw shares) or 'zero'
-    (the prior is N(0, covariance)). With a shared random mean, at many states never
+    experiments/RESULTS.md, "IVIDQN on Deep Sea"); it over-scales dense inputs by sqrt(dim)
+    (tolerable for CartPole's 4, measured; use ``input_scale=1`` for wide dense inputs).
+    ``bias=False`` builds the layers without biases. ``frozen`` keeps layers at their prior draw
+    (mean and covariance), out of the optimizer: 'none' (default), 'output' (the readout),
+    'hidden_output' (every layer but the input layer) or 'features' (every layer but the readout: Q
+    is then linear in the readout's weights on random features). Before any reward is seen every TD
+    target is about 0, and the expected loss at visited states is lowered fastest by shrinking the
+    shared layers' gain (and shifting the biases), which removes the prior's spread at states never
+    visited as well; frozen layers, like a randomized prior function, cannot be trained away
+    (experiments/RESULTS.md, "Where the prior's uncertainty goes"). The input layer's bias is shared
+    by all states too, so freezing is meant with ``bias=False``: then, with 'hidden_output' and
+    one-hot inputs, a state never trained on keeps its prior Q exactly.
+    ``prior_mean`` says where the stochastic layers' weight means start: 'random' (the
+    parametrization's init: one random mean function that every draw shares) or 'zero'
+    (default: the prior is N(0, covariance)). With a shared random mean, at many states never
     trained on almost all draws prefer the same action; with zero means each action wins
     half of them, and the spread of a draw's TD target (its max over actions) keeps the
     posterior mean optimistic towards states not yet visited (experiments/RESULTS.md, "A
-    zero-mean prior"). ``per_action=True`` builds one MLP per action (``ivi_rl.SplitMLP``)
+    zero-mean prior"). ``per_action=True`` (default) builds one MLP per action (``ivi_rl.SplitMLP``)
     instead of one with an output per action: with shared hidden units, fitting the action
     taken in a state also collapses the spread of the actions not taken there, which then
     stop being tried; split, their draws stay at the prior until they are taken
@@ -305,10 +318,12 @@ class IVIDQNPolicy(DQNPolicy):
         features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
         features_extractor_kwargs: dict[str, Any] | None = None,
         normalize_images: bool = True,
-        optimizer_class: type[torch.optim.Optimizer] = torch.optim.Adam,
+        optimizer_class: type[torch.optim.Optimizer] = torch.optim.SGD,
         optimizer_kwargs: dict[str, Any] | None = None,
         **settings: Any,
     ) -> None:
+        if net_arch is None:
+            net_arch = list(DEFAULT_NET_ARCH)
         if optimizer_class not in (torch.optim.SGD, torch.optim.Adam):
             raise ValueError(
                 f"optimizer_class={optimizer_class.__name__} has no muP learning-rate rule; "

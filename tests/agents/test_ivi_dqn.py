@@ -27,6 +27,15 @@ SMALL = dict(
     target_update_interval=4,
     policy_kwargs=dict(net_arch=[50, 50]),
 )
+SHARED = dict(
+    per_action=False,
+    stochastic="input_output",
+    prior_mean="random",
+    parametrization="mup",
+    input_scale=1.0,
+)
+"""One low-rank muP network for all actions, input and output layers stochastic (the
+defaults until 2026-11-29): the structure the tests of layer-level settings index."""
 
 
 def deep_sea(size: int):
@@ -152,15 +161,29 @@ def test_save_load_round_trip_gives_identical_actions(tmp_path):
     assert np.isfinite(mean)
 
 
+def test_deep_seas_grid_observation_needs_no_flattening():
+    """IVIDQN with nothing set on Deep Sea's 2-D observation makes the run it makes on the
+    flattened one (same seed: same parameters after 100 steps), with the input scaled by
+    sqrt(N^2) = N."""
+    params = []
+    for env in (gym.make("ivi_rl/DeepSea-v0", size=5), deep_sea(5)):
+        model = IVIDQN("MlpPolicy", env, seed=0, learning_starts=20, batch_size=16)
+        assert model.policy.q_net.input_scale == 5.0
+        model.learn(total_timesteps=100)
+        params.append(torch.cat([p.flatten() for p in model.policy.q_net.parameters()]))
+    torch.testing.assert_close(params[0], params[1], rtol=0, atol=0)
+
+
 def test_bias_prior_std_is_a_policy_setting():
     """Default: zero-std biases (point masses at 0); bias_std=1 restores the muP table."""
     default = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **SMALL).policy.q_net.q_net
-    assert all(torch.equal(layer.bias, torch.zeros_like(layer.bias)) for layer in default.layers)
+    layers = [layer for net in default.nets for layer in net.layers]  # one MLP per action
+    assert all(torch.equal(layer.bias, torch.zeros_like(layer.bias)) for layer in layers)
     table = IVIDQN(
         "MlpPolicy",
         deep_sea(5),
         seed=0,
-        **{**SMALL, "policy_kwargs": dict(net_arch=[50, 50], bias_std=1.0)},
+        **{**SMALL, "policy_kwargs": dict(net_arch=[50, 50], bias_std=1.0, **SHARED)},
     ).policy.q_net.q_net
     assert table.layers[-1].bias.abs().sum() > 0
     assert table.parametrization == ivi_rl.MaximalUpdate(bias_std=1.0)
@@ -242,7 +265,7 @@ def test_frozen_layers_keep_their_prior_draw_and_the_rest_trains(frozen, trained
     """Frozen layers (mean and covariance) are in no optimizer group and stay at their prior
     draw through training while every other parameter changes; bias=False builds the layers
     without biases; both survive save / load."""
-    kwargs = dict(net_arch=[50, 50], cov="diagonal", bias=False, frozen=frozen)
+    kwargs = dict(net_arch=[50, 50], cov="diagonal", bias=False, frozen=frozen, **SHARED)
     model = IVIDQN(
         "MlpPolicy",
         deep_sea(5),
@@ -316,7 +339,7 @@ def test_zero_prior_mean_starts_the_stochastic_layers_means_at_zero(tmp_path):
     'random' (same seed); the setting survives save / load."""
     nets = {}
     for prior_mean in ("random", "zero"):
-        kwargs = dict(net_arch=[20, 20], cov="diagonal", prior_mean=prior_mean)
+        kwargs = dict(net_arch=[20, 20], cov="diagonal", **{**SHARED, "prior_mean": prior_mean})
         model = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **{**SMALL, "policy_kwargs": kwargs})
         nets[prior_mean] = model.policy
     random, zero = (nets[k].q_net.q_net.layers for k in ("random", "zero"))
@@ -425,6 +448,28 @@ def test_deep_sea_10_the_mlp_ivi_dqn_solves_it_within_2_to_the_n_episodes(seed, 
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_deep_sea_10_the_defaults_solve_it_and_epsilon_greedy_dqn_does_not(seed, tmp_path):
+    """Deep Sea N = 10 within 2^10 + 100 episodes: IVIDQN with nothing set
+    (experiments/ivi_dqn_defaults.toml's agent) solves it; epsilon-greedy DQN with bsuite's
+    settings (experiments/deep_sea.toml) does not (about 20 s each here).
+
+    The bound: the defaults' schedule was chosen on these seeds, which solved N = 10 at
+    episodes 439 and 297 (RESULTS.md, "IVIDQN's defaults"), a margin of 2.5x; dithering needs
+    about 2^N episodes, and DQN solved no size from 10 up in the sweep's runs."""
+    from ivi_rl.pipeline.rl_config import load_rl_config
+
+    config = "ivi_dqn_defaults.toml"
+    agent = load_rl_config(Path(__file__).parents[2] / "experiments" / config).agents[0]
+    assert agent.label == "defaults" and agent.settings == {}
+    episodes = 2**10 + 100
+    solved = _deep_sea_solve_episode("defaults", seed, tmp_path / "ivi", episodes, 10, config)
+    assert solved is not None and solved <= episodes
+    dqn = _deep_sea_solve_episode("dqn", seed, tmp_path / "dqn", episodes, 10, "deep_sea.toml")
+    assert dqn is None
+
+
+@pytest.mark.slow
 def test_cartpole_the_deep_sea_mlp_agent_learns_with_rewards_scaled_and_diverges_without():
     """experiments/cartpole_mlp.toml's MLP IVIDQN (plain SGD, no clipping): with
     reward_scale 0.01 its greedy return after 5e4 steps is at least 250 (RESULTS: 294-487 over
@@ -492,7 +537,12 @@ def _trained(output_noise: str):
         deep_sea(5),
         seed=0,
         output_noise=output_noise,
-        **{**SMALL, "learning_starts": 32, "batch_size": 32},
+        **{
+            **SMALL,
+            "learning_starts": 32,
+            "batch_size": 32,
+            "policy_kwargs": dict(net_arch=[50, 50], **SHARED),
+        },
     )
     model.learn(total_timesteps=5 * 20)
     return model, model.replay_buffer.sample(32)

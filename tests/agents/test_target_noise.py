@@ -23,6 +23,7 @@ SMALL = dict(
     batch_size=32,
     train_freq=1,
     target_update_interval=4,
+    output_noise="sampled",
     policy_kwargs=dict(net_arch=[16]),
 )
 
@@ -154,11 +155,11 @@ def test_loading_a_buffer_without_codes_is_named(tmp_path):
             r"target_noise=0.1 needs output_noise='sampled'.*got output_noise='marginalized'",
         ),
         (
-            {"target_noise": 0.1, "n_steps": 3},
+            {"target_noise": 0.1, "output_noise": "sampled", "n_steps": 3},
             r"target_noise=0.1 needs one-step returns; got n_steps=3",
         ),
         (
-            {"target_noise": 0.1, "replay_buffer_class": ReplayBuffer},
+            {"target_noise": 0.1, "output_noise": "sampled", "replay_buffer_class": ReplayBuffer},
             r"stores codes in a CodedReplayBuffer; got replay_buffer_class=ReplayBuffer",
         ),
     ],

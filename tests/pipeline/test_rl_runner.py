@@ -241,6 +241,7 @@ def test_a_config_names_its_optimizer(tmp_path, name):
     text = TINY.replace(
         "[16, 16] }", '[16, 16], optimizer_class = "sgd", optimizer_kwargs = { momentum = 0.9 } }'
     )
+    text += '[defaults.ivi_dqn]\npolicy_kwargs = { parametrization = "mup" }\n'
     config = load_rl_config(write(tmp_path, text))
     agent = next(a for a in config.agents if a.name == name)
     model = build_agent(agent, make_env(config.envs[0]), seed=0, learning_rate=0.01)
@@ -263,7 +264,7 @@ def test_a_config_names_its_activation(tmp_path, name):
     assert model.policy.activation_fn is torch.nn.Tanh
     obs = torch.zeros(1, *make_env(config.envs[0]).observation_space.shape)
     if name == "ivi_dqn":
-        assert model.policy.q_net.q_net.activation.value == "tanh"
+        assert {net.activation.value for net in model.policy.q_net.q_net.nets} == {"tanh"}
     else:
         assert any(isinstance(m, torch.nn.Tanh) for m in model.policy.q_net.modules())
     assert model.policy.q_net(obs).shape == (1, 2)
