@@ -91,8 +91,8 @@ class IVIDQN(EpisodicSampling, DQN):
     parametrization's group rates, no gradient clipping (``max_grad_norm=inf``), the
     readout's noise marginalized, ``reward_scale='auto'``, and the network of
     :class:`IVIDQNPolicy`'s defaults; bsuite's training schedule (replay 10,000, learning
-    starts 128, batch 128, an update every step) with the target network refreshed every 100
-    steps. Where they depart from plain IVI, each measured in RESULTS: the standard
+    starts 128, batch 128, an update every step) with a soft target network (Polyak
+    averaging at ``tau=0.01`` every step). Where they depart from plain IVI, each measured in RESULTS: the standard
     parametrization (muP's readout prior leaves Q's prior spread far below a reward of 1),
     a zero-mean prior, one network per action, a sqrt(dim) input scale (right for one-hot
     or sparse observations; for dense inputs of order 1 per coordinate and many dimensions
@@ -115,7 +115,8 @@ class IVIDQN(EpisodicSampling, DQN):
         learning_starts: int = 128,
         batch_size: int = 128,
         train_freq: int | tuple[int, str] = 1,
-        target_update_interval: int = 100,
+        tau: float = 0.01,
+        target_update_interval: int = 1,
         max_grad_norm: float = math.inf,
         target: str = "same_draw",
         loss: str = "mse",
@@ -156,6 +157,7 @@ class IVIDQN(EpisodicSampling, DQN):
             learning_starts=learning_starts,
             batch_size=batch_size,
             train_freq=train_freq,
+            tau=tau,
             target_update_interval=target_update_interval,
             max_grad_norm=max_grad_norm,
             **kwargs,
