@@ -193,6 +193,7 @@ def test_shipped_configs_inherit_instead_of_copying():
     assert xl.agents[0].settings == {
         "learning_rate": 0.01,
         "max_grad_norm": 10,
+        "tau": 1.0,
         "output_noise": "sampled",
         "reward_scale": 1.0,
         "buffer_size": 10000,
