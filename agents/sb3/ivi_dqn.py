@@ -88,18 +88,18 @@ class IVIDQN(EpisodicSampling, DQN):
 
     Defaults (``IVIDQN("MlpPolicy", env)``): the agent that explores Deep Sea and learns
     CartPole (experiments/RESULTS.md, "IVIDQN's defaults"): plain SGD at 0.02 with the
-    parametrization's group rates, no gradient clipping (``max_grad_norm=inf``), the
-    readout's noise marginalized, ``reward_scale='auto'``, and the network of
-    :class:`IVIDQNPolicy`'s defaults; bsuite's training schedule (replay 10,000, learning
-    starts 128, batch 128, an update every step) with a soft target network (Polyak
-    averaging at ``tau=0.01`` every step). Where they depart from plain IVI, each measured in RESULTS: the standard
-    parametrization (muP's readout prior leaves Q's prior spread far below a reward of 1),
-    a zero-mean prior, one network per action, a sqrt(dim) input scale (right for one-hot
-    or sparse observations; for dense inputs of order 1 per coordinate and many dimensions
-    set ``input_scale=1``) and the reward scale. The defaults until 2026-11-29 (Adam, clipping
-    at 10, SB3's DQN schedule, a low-rank muP MLP [64, 64]) learned neither env; configs that
-    used them pin them (experiments/previous_ivi_dqn_defaults.toml). ``max_loss``
-    (default 1e10) stops a run whose loss diverges.
+    parametrization's group rates, no gradient clipping (``max_grad_norm=inf``), the readout's
+    noise marginalized, ``reward_scale='auto'``, and the network of :class:`IVIDQNPolicy`'s
+    defaults; bsuite's training schedule (replay 10,000, learning starts 128, batch 128, an
+    update every step) with a soft target network (Polyak averaging at ``tau=0.01`` every step).
+    Where they depart from plain IVI, each measured in RESULTS: the standard parametrization
+    (muP's readout prior leaves Q's prior spread far below a reward of 1), a zero-mean prior,
+    one network per action, a sqrt(dim) input scale (right for one-hot or sparse observations;
+    for dense inputs of order 1 per coordinate and many dimensions set ``input_scale=1``) and
+    the reward scale. The defaults until 2026-11-29 (Adam, clipping at 10, SB3's DQN schedule, a
+    low-rank muP MLP [64, 64]) learned neither env; configs that used them pin them
+    (experiments/previous_ivi_dqn_defaults.toml). ``max_loss`` (default 1e10) stops a run whose
+    loss diverges.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": IVIDQNPolicy}

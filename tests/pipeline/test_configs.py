@@ -187,7 +187,8 @@ def test_shipped_configs_inherit_instead_of_copying():
     """deep_sea_cpu_xl.toml's IVIDQN comes through three bases: deep_sea_cpu.toml's MLP agent
     on top of deep_sea.toml's bsuite settings on top of IVIDQN's previous defaults (its
     policy_kwargs key by key); no RL config repeats bsuite's replay settings except
-    deep_sea.toml's defaults and the two ablations that predate them."""
+    deep_sea.toml's defaults, the two ablations that predate them and the cost benchmark of
+    IVIDQN's defaults (which are these settings), whose DQN needs them spelled out."""
     xl = load_rl_config(EXPERIMENTS / "deep_sea_cpu_xl.toml")
     assert [a.label for a in xl.agents] == ["ivi_dqn", "bootstrapped_dqn"]
     assert xl.agents[0].settings == {
@@ -220,6 +221,7 @@ def test_shipped_configs_inherit_instead_of_copying():
     assert sorted(copies) == [
         "ablations/deep_sea_input.toml",
         "ablations/deep_sea_prior.toml",
+        "ablations/defaults_cost.toml",  # DQN on IVIDQN's default schedule, no pins wanted
         "deep_sea.toml",
     ]
 
