@@ -46,6 +46,7 @@ from ivi_rl.agents import IVIDQN, BootstrappedDQN, NoisyDQN
 from ivi_rl.checks import resolve_device
 
 from .configs import (
+    NESTED_SETTINGS,
     AgentSpec,
     ConfigError,
     check_defaults,
@@ -54,8 +55,10 @@ from .configs import (
     check_unique_labels,
     default_label,
     executor_spec,
+    layer_settings,
     load_toml_config,
     out_folder,
+    own_keys,
     positive,
     seeds,
     select_by_label,
@@ -155,7 +158,7 @@ def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> RLConfig:
     env_specs = [
         v for i, t in enumerate(with_defaults(raw, "envs")) for v in _env_variants(i, t, defaults)
     ]
-    own = [frozenset(t) for t in tables(raw, "agents")]
+    own = [own_keys(t) for t in tables(raw, "agents")]
     merged = with_defaults(raw, "agents")
     agents = [_agent(i, t, own[i]) for i, t in enumerate(merged)]
     agents = select_by_label(agents, raw.get("select_agents"), "select_agents")
@@ -242,13 +245,21 @@ def _agent(i: int, table: dict[str, Any], own: frozenset[str] = frozenset()) -> 
 
 def agent_on(agent: AgentSpec, env: EnvSpec) -> AgentSpec:
     """``agent`` with ``env``'s agent settings: they replace the config's defaults, never a
-    key the agent's own entry sets."""
+    key the agent's own entry sets; ``policy_kwargs`` key by key, as every layer of
+    settings (``configs.layer_settings``)."""
     shared = {k: v for k, v in env.agent_defaults.items() if k not in ALGORITHMS}
-    layer = {**shared, **env.agent_defaults.get(agent.name, {})}
+    layer = layer_settings(shared, env.agent_defaults.get(agent.name, {}))
     if not layer:
         return agent
-    extra = {k: v for k, v in layer.items() if k not in agent.own}
-    return dataclasses.replace(agent, settings={**agent.settings, **extra})
+    settings = dict(agent.settings)
+    for key, value in layer.items():
+        below = settings.get(key)
+        if key in NESTED_SETTINGS and isinstance(value, dict) and isinstance(below, dict):
+            mine = {k: v for k, v in below.items() if f"{key}.{k}" in agent.own}
+            settings[key] = {**below, **value, **mine}
+        elif key not in agent.own:
+            settings[key] = value
+    return dataclasses.replace(agent, settings=settings)
 
 
 def _validate(config: RLConfig) -> None:

@@ -297,6 +297,27 @@ def test_env_defaults_sit_between_the_configs_defaults_and_an_agents_own_keys(tm
     assert "exploration_fraction" not in ivi  # per-name tables reach only that algorithm
 
 
+def test_env_defaults_policy_kwargs_layer_key_by_key(tmp_path):
+    """An env's policy_kwargs (its shared table under its per-name one) replace the config
+    defaults' keys, never a key of the agent's own policy_kwargs, and keep the other keys of
+    every layer."""
+    text = BASE + (
+        '[defaults.ivi_dqn]\npolicy_kwargs = { cov = "full", bias = false }\n'
+        '[defaults."ivi_rl/DeepSea-v0"]\npolicy_kwargs = { activation_fn = "tanh" }\n'
+        '[defaults."ivi_rl/DeepSea-v0".ivi_dqn]\n'
+        'policy_kwargs = { net_arch = [4], cov = "diagonal" }\n'
+    )
+    config = load_rl_config(_write(tmp_path, "c.toml", text))
+    ivi, dqn = (agent_on(a, config.envs[0]).settings for a in config.agents)
+    assert ivi["policy_kwargs"] == {
+        "net_arch": [8],  # the agent's own
+        "cov": "diagonal",  # the env's, over [defaults.ivi_dqn]
+        "bias": False,
+        "activation_fn": "tanh",
+    }
+    assert dqn["policy_kwargs"] == {"net_arch": [50, 50], "activation_fn": "tanh"}
+
+
 def test_classic_gives_each_env_the_rl_zoos_own_dqn_settings():
     """rl-baselines3-zoo hyperparams/dqn.yml (commit ce95481b), per env."""
     zoo = {
