@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from gymnasium import spaces
+from stable_baselines3.common.utils import polyak_update
 
 __all__ = [
     "CheckedLoad",
@@ -171,13 +172,39 @@ class NoEpsilon(NamedRuns, CheckedLoad):
         self._record_training(losses, self._spread(data, gradient_steps))
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_clip_list"]
+        return [*super()._excluded_save_params(), "_clip_list", "_target_lists"]
 
     def _clipped_parameters(self) -> list[torch.nn.Parameter]:
         """The policy's parameters, listed once (SB3 passes a fresh generator per step)."""
         cached = self.__dict__.get("_clip_list")
         if cached is None or cached[0] is not self.policy:
             cached = self.__dict__["_clip_list"] = (self.policy, list(self.policy.parameters()))
+        return cached[1]
+
+    def _on_step(self) -> None:
+        """SB3's DQN step hook (the target network's update every ``target_update_interval``
+        steps, the exploration rate), with the update over parameter lists made once and
+        applied by torch's foreach kernels: the same arithmetic as SB3's ``polyak_update``
+        (scale by 1 - tau, add tau times the online weights), without walking both module
+        trees at every step."""
+        self._n_calls += 1
+        if self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
+            online, target = self._target_parameters()
+            with torch.no_grad():
+                torch._foreach_mul_(target, 1 - self.tau)
+                torch._foreach_add_(target, online, alpha=self.tau)
+            polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+        self.exploration_rate = self.exploration_schedule(self._current_progress_remaining)
+        self.logger.record("rollout/exploration_rate", self.exploration_rate)
+
+    def _target_parameters(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The online and target Q-networks' parameters, listed once per policy."""
+        cached = self.__dict__.get("_target_lists")
+        if cached is None or cached[0] is not self.policy:
+            pairs = (list(self.q_net.parameters()), list(self.q_net_target.parameters()))
+            if len(pairs[0]) != len(pairs[1]):
+                raise RuntimeError("the online and target Q-networks have different parameters")
+            cached = self.__dict__["_target_lists"] = (self.policy, pairs)
         return cached[1]
 
     def _loss(self, data) -> torch.Tensor:

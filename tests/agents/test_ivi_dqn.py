@@ -174,6 +174,34 @@ def test_deep_seas_grid_observation_needs_no_flattening():
     torch.testing.assert_close(params[0], params[1], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize(
+    ("algorithm", "kwargs"),
+    [
+        ("IVIDQN", {}),
+        ("BootstrappedDQN", {}),
+        ("IVIDQN", {"tau": 1.0, "target_update_interval": 4}),
+    ],
+)
+def test_the_target_update_is_sb3s_polyak_update_bit_for_bit(algorithm, kwargs, monkeypatch):
+    """The posterior-sampling DQNs' target update (listed parameters, foreach kernels) makes
+    the run SB3's DQN._on_step makes, soft (IVIDQN's default tau 0.01) and hard (tau 1)."""
+    from stable_baselines3 import DQN
+
+    import ivi_rl.agents
+
+    cls = getattr(ivi_rl.agents, algorithm)
+    runs = []
+    for on_step in (None, DQN._on_step):
+        if on_step is not None:
+            monkeypatch.setattr(cls, "_on_step", on_step)
+        model = cls("MlpPolicy", deep_sea(5), seed=0, learning_starts=20, batch_size=16, **kwargs)
+        model.learn(total_timesteps=120)
+        runs.append([p.detach().clone() for p in model.policy.q_net_target.parameters()])
+    assert len(runs[0]) == len(runs[1])
+    for ours, sb3s in zip(*runs, strict=True):
+        torch.testing.assert_close(ours, sb3s, rtol=0, atol=0)
+
+
 def test_bias_prior_std_is_a_policy_setting():
     """Default: zero-std biases (point masses at 0); bias_std=1 restores the muP table."""
     default = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **SMALL).policy.q_net.q_net
