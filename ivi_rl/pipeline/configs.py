@@ -23,7 +23,6 @@ __all__ = [
     "executor_spec",
     "layer_settings",
     "load_toml_config",
-    "own_keys",
     "positive",
     "read_config",
     "seeds",
@@ -92,18 +91,6 @@ def read_config(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 NESTED_SETTINGS = ("policy_kwargs",)
 """Settings that are tables of settings themselves: a layer above updates them key by key."""
-
-
-def own_keys(entry: dict[str, Any]) -> frozenset[str]:
-    """The settings an entry sets itself: its keys, and ``"<table>.<key>"`` for each key of
-    its :data:`NESTED_SETTINGS` tables."""
-    nested = {
-        f"{key}.{sub}"
-        for key in NESTED_SETTINGS
-        if isinstance(entry.get(key), dict)
-        for sub in entry[key]
-    }
-    return frozenset(entry) | nested
 
 
 def layer_settings(*layers: dict[str, Any]) -> dict[str, Any]:
@@ -243,9 +230,9 @@ class AgentSpec:
     label: str
     name: str
     settings: dict[str, Any]
-    own: frozenset[str] = dataclasses.field(default=frozenset(), compare=False)
-    """The keys its own entry sets (:func:`own_keys`; the rest came from defaults): an env's
-    agent settings (RL) replace the defaults, never these."""
+    own: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+    """The settings its own entry sets (the rest came from defaults): an env's agent
+    settings (RL) replace the defaults, never these."""
 
 
 def tables(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:

@@ -46,7 +46,6 @@ from ivi_rl.agents import IVIDQN, BootstrappedDQN, NoisyDQN
 from ivi_rl.checks import resolve_device
 
 from .configs import (
-    NESTED_SETTINGS,
     AgentSpec,
     ConfigError,
     check_defaults,
@@ -58,7 +57,6 @@ from .configs import (
     layer_settings,
     load_toml_config,
     out_folder,
-    own_keys,
     positive,
     seeds,
     select_by_label,
@@ -158,7 +156,7 @@ def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> RLConfig:
     env_specs = [
         v for i, t in enumerate(with_defaults(raw, "envs")) for v in _env_variants(i, t, defaults)
     ]
-    own = [own_keys(t) for t in tables(raw, "agents")]
+    own = tables(raw, "agents")
     merged = with_defaults(raw, "agents")
     agents = [_agent(i, t, own[i]) for i, t in enumerate(merged)]
     agents = select_by_label(agents, raw.get("select_agents"), "select_agents")
@@ -232,7 +230,7 @@ def _env_agent_defaults(env_id: str, table: dict[str, Any]) -> dict[str, Any]:
     return table
 
 
-def _agent(i: int, table: dict[str, Any], own: frozenset[str] = frozenset()) -> AgentSpec:
+def _agent(i: int, table: dict[str, Any], own: dict[str, Any] | None = None) -> AgentSpec:
     table = dict(table)
     name = table.pop("name", None)
     if name not in ALGORITHMS:
@@ -240,7 +238,8 @@ def _agent(i: int, table: dict[str, Any], own: frozenset[str] = frozenset()) -> 
             f"agents[{i}]: name={name!r} is not accepted; accepted: {', '.join(ALGORITHMS)}"
         )
     label = check_label(f"agents[{i}]", table.pop("label", name))
-    return AgentSpec(label, name, table, own - {"name", "label"})
+    own = {k: v for k, v in (own or {}).items() if k not in ("name", "label")}
+    return AgentSpec(label, name, table, own)
 
 
 def agent_on(agent: AgentSpec, env: EnvSpec) -> AgentSpec:
@@ -251,14 +250,7 @@ def agent_on(agent: AgentSpec, env: EnvSpec) -> AgentSpec:
     layer = layer_settings(shared, env.agent_defaults.get(agent.name, {}))
     if not layer:
         return agent
-    settings = dict(agent.settings)
-    for key, value in layer.items():
-        below = settings.get(key)
-        if key in NESTED_SETTINGS and isinstance(value, dict) and isinstance(below, dict):
-            mine = {k: v for k, v in below.items() if f"{key}.{k}" in agent.own}
-            settings[key] = {**below, **value, **mine}
-        elif key not in agent.own:
-            settings[key] = value
+    settings = layer_settings(agent.settings, layer, agent.own)
     return dataclasses.replace(agent, settings=settings)
 
 
