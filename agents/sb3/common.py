@@ -6,7 +6,9 @@ import math
 import os
 import pickle
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -174,12 +176,17 @@ class NoEpsilon(NamedRuns, CheckedLoad):
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_clip_list", "_target_lists"]
 
+    def _per_policy(self, name: str, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once per policy object and kept in ``self.__dict__[name]``
+        (not saved): lists SB3 would rebuild from the module tree at every step."""
+        cached = self.__dict__.get(name)
+        if cached is None or cached[0] is not self.policy:
+            cached = self.__dict__[name] = (self.policy, make())
+        return cached[1]
+
     def _clipped_parameters(self) -> list[torch.nn.Parameter]:
         """The policy's parameters, listed once (SB3 passes a fresh generator per step)."""
-        cached = self.__dict__.get("_clip_list")
-        if cached is None or cached[0] is not self.policy:
-            cached = self.__dict__["_clip_list"] = (self.policy, list(self.policy.parameters()))
-        return cached[1]
+        return self._per_policy("_clip_list", lambda: list(self.policy.parameters()))
 
     def _on_step(self) -> None:
         """SB3's DQN step hook (the target network's update every ``target_update_interval``
@@ -199,13 +206,13 @@ class NoEpsilon(NamedRuns, CheckedLoad):
 
     def _target_parameters(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The online and target Q-networks' parameters, listed once per policy."""
-        cached = self.__dict__.get("_target_lists")
-        if cached is None or cached[0] is not self.policy:
-            pairs = (list(self.q_net.parameters()), list(self.q_net_target.parameters()))
-            if len(pairs[0]) != len(pairs[1]):
-                raise RuntimeError("the online and target Q-networks have different parameters")
-            cached = self.__dict__["_target_lists"] = (self.policy, pairs)
-        return cached[1]
+        return self._per_policy("_target_lists", self._list_target_parameters)
+
+    def _list_target_parameters(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        online, target = list(self.q_net.parameters()), list(self.q_net_target.parameters())
+        if len(online) != len(target):
+            raise RuntimeError("the online and target Q-networks have different parameters")
+        return online, target
 
     def _loss(self, data) -> torch.Tensor:
         """The training loss of one replay minibatch (a scalar with a gradient)."""

@@ -96,10 +96,7 @@ class IVIDQN(EpisodicSampling, DQN):
     (muP's readout prior leaves Q's prior spread far below a reward of 1), a zero-mean prior,
     one network per action, a sqrt(dim) input scale (right for one-hot or sparse observations;
     for dense inputs of order 1 per coordinate and many dimensions set ``input_scale=1``) and
-    the reward scale. The defaults until 2026-11-29 (Adam, clipping at 10, SB3's DQN schedule, a
-    low-rank muP MLP [64, 64]) learned neither env; configs that used them pin them
-    (experiments/previous_ivi_dqn_defaults.toml). ``max_loss`` (default 1e10) stops a run whose
-    loss diverges.
+    the reward scale. ``max_loss`` (default 1e10) stops a run whose loss diverges.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": IVIDQNPolicy}

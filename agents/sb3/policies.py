@@ -278,8 +278,8 @@ class IVIDQNPolicy(DQNPolicy):
     layer's init (std 1/sqrt(fan_in)) assumes dense inputs whose norm is about sqrt(dim); a
     one-hot observation has norm 1, so its first-layer prior is sqrt(dim) times too small
     and every state looks alike. ``'sqrt_dim'`` restores the assumed scale (Deep Sea, see
-    experiments/RESULTS.md, "IVIDQN on Deep Sea"); it over-scales dense inputs by sqrt(dim)
-    (tolerable for CartPole's 4, measured; use ``input_scale=1`` for wide dense inputs).
+    experiments/RESULTS.md, "IVIDQN on Deep Sea"); it over-scales dense inputs by sqrt(dim),
+    so use ``input_scale=1`` for wide dense inputs.
     ``bias=False`` builds the layers without biases. ``frozen`` keeps layers at their prior draw
     (mean and covariance), out of the optimizer: 'none' (default), 'output' (the readout),
     'hidden_output' (every layer but the input layer) or 'features' (every layer but the readout: Q
