@@ -119,9 +119,9 @@ class NoEpsilon(NamedRuns, CheckedLoad):
     """Mixin (before DQN in the bases): exploration comes from the network, never epsilon.
 
     Warm-up steps act on the network too (its prior), instead of SB3's uniform dithering.
-    The constructor checks the spaces and refuses epsilon settings. ``max_loss`` (default
-    :data:`MAX_LOSS`, None: off): a training loss above it stops learning with
-    ``FloatingPointError``, as a non-finite one does.
+    The constructor checks the spaces and ``tau`` and refuses epsilon settings.
+    ``max_loss`` (default :data:`MAX_LOSS`, None: off): a training loss above it stops
+    learning with ``FloatingPointError``, as a non-finite one does.
     """
 
     def __init__(
@@ -132,6 +132,9 @@ class NoEpsilon(NamedRuns, CheckedLoad):
         if max_loss is not None and not (isinstance(max_loss, int | float) and max_loss > 0):
             raise ValueError(f"max_loss={max_loss!r} is not accepted; accepted: a number > 0")
         self.max_loss = None if max_loss is None else float(max_loss)
+        tau = kwargs.get("tau", 1.0)
+        if isinstance(tau, bool) or not isinstance(tau, int | float) or not 0 < tau <= 1:
+            raise ValueError(f"tau={tau!r} is not accepted; accepted: a number in (0, 1]")
         for key in ("exploration_fraction", "exploration_initial_eps", "exploration_final_eps"):
             if kwargs.get(key):
                 raise ValueError(

@@ -672,6 +672,16 @@ def test_bad_reward_scale_is_named(bad):
         IVIDQN("MlpPolicy", deep_sea(5), reward_scale=bad)
 
 
+@pytest.mark.parametrize("algorithm", ["IVIDQN", "BootstrappedDQN", "NoisyDQN"])
+@pytest.mark.parametrize("bad", [0, -0.5, 2.0, float("nan"), True, "soft"])
+def test_bad_tau_is_named_before_training(algorithm, bad):
+    import ivi_rl.agents
+
+    cls = getattr(ivi_rl.agents, algorithm)
+    with pytest.raises(ValueError, match=r"tau=.* is not accepted; accepted: a number in \(0, 1\]"):
+        cls("MlpPolicy", deep_sea(5), tau=bad)
+
+
 def test_bad_arguments():
     with pytest.raises(
         ValueError, match=r"target='online' is not accepted; accepted: same_draw, mean, independent"
