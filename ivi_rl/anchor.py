@@ -30,6 +30,7 @@ SGD's stability bound, while the proximal step is stable for every rate.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -144,14 +145,33 @@ def sgd_step_size(group: dict) -> float:
     return group["lr"] / (1.0 - group.get("momentum", 0.0))
 
 
-def anchor_proximal_(param: Tensor, prior: Tensor, step: Tensor | float) -> None:
-    """In place: ``param = argmin_p |p - param|^2 / 2 + step |p - prior|^2 / 2``, i.e.
-    (param + step * prior) / (1 + step). ``step`` (>= 0) broadcasts against ``param``."""
+def anchor_proximal_(
+    params: Tensor | Sequence[Tensor],
+    priors: Tensor | Sequence[Tensor],
+    steps: Tensor | float | Sequence[Tensor | float],
+) -> None:
+    """In place, for every parameter p with prior p0 and step s >= 0:
+    ``p = argmin_q |q - p|^2 / 2 + s |q - p0|^2 / 2 = (p + s p0) / (1 + s)``.
+
+    One tensor or equal-length sequences; a step is a number or a tensor that broadcasts
+    against its parameter. Computed as lerp(p, p0, s / (1 + s)) with torch's foreach kernels:
+    one call for all tensors, not two per tensor."""
+    if isinstance(params, Tensor):
+        params, priors, steps = [params], [priors], [steps]
+    params, priors, steps = list(params), list(priors), list(steps)
+    if not len(params) == len(priors) == len(steps):
+        raise ValueError(
+            f"anchor_proximal_ got {len(params)} params, {len(priors)} priors and "
+            f"{len(steps)} steps; give one prior and one step per parameter"
+        )
+    tensor = [isinstance(s, Tensor) for s in steps]
     with torch.no_grad():
-        if isinstance(step, Tensor):
-            param.addcmul_(prior, step).div_(1 + step)
-        else:
-            param.add_(prior, alpha=step).div_(1 + step)
+        for use in (True, False):
+            idx = [i for i, t in enumerate(tensor) if t is use]
+            if not idx:
+                continue
+            weights = [steps[i] / (1 + steps[i]) for i in idx]
+            torch._foreach_lerp_([params[i] for i in idx], [priors[i] for i in idx], weights)
 
 
 class PriorAnchor:
@@ -204,11 +224,14 @@ class PriorAnchor:
             raise ValueError(f"strength={strength!r} must be a finite number >= 0")
         if strength == 0:
             return
+        params, priors, steps = [], [], []
         for group in optimizer.param_groups:
             rate = sgd_step_size(group)
             for p in group["params"]:
                 name = self._names.get(id(p))
                 if name is None:
                     raise ValueError("the optimizer holds a parameter that is not the model's")
-                step = 2.0 * strength * rate / self.variances[name]
-                anchor_proximal_(p, self.prior[name], step)
+                params.append(p)
+                priors.append(self.prior[name])
+                steps.append(2.0 * strength * rate / self.variances[name])
+        anchor_proximal_(params, priors, steps)

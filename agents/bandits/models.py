@@ -167,13 +167,17 @@ class VmappedVariational:
     def anchor_step(self, optimizer: torch.optim.Optimizer, strength: Tensor) -> None:
         """After ``optimizer.step()``: each trial's exact proximal step towards its prior
         draw at ``strength`` [S] (``ivi_rl.PriorAnchor.proximal_step``, per trial)."""
+        params, priors, steps = [], [], []
         for group in optimizer.param_groups:
             rate = ivi_rl.anchor.sgd_step_size(group)
             for name in group["names"]:
                 key = f"model.{name}"
                 p = self.params[key]
                 step = 2.0 * rate / self.prior_variances[name] * strength
-                ivi_rl.anchor_proximal_(p, self.prior[key], step.view(-1, *[1] * (p.dim() - 1)))
+                params.append(p)
+                priors.append(self.prior[key])
+                steps.append(step.view(-1, *[1] * (p.dim() - 1)))
+        ivi_rl.anchor_proximal_(params, priors, steps)
 
     def reset_to_prior(self) -> None:
         with torch.no_grad():

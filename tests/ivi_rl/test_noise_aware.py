@@ -174,6 +174,25 @@ def test_proximal_step_is_the_exact_minimiser_and_needs_sgd():
         anchor.proximal_step(opt, float("inf"))
 
 
+def test_anchor_proximal_updates_every_tensor_with_its_own_step():
+    """One call for all tensors, numbers and per-trial tensor steps mixed: each parameter
+    gets (p + s p0) / (1 + s) with its own step; a step of 0 leaves it bit for bit."""
+    gen = torch.Generator().manual_seed(3)
+    params = [torch.randn(3, 4, 5, generator=gen, dtype=F64) for _ in range(3)]
+    priors = [torch.randn_like(p) for p in params]
+    steps = [0.7, torch.tensor([0.0, 0.5, 2.0], dtype=F64).view(3, 1, 1), 0.0]
+    before = [p.clone() for p in params]
+    ivi_rl.anchor_proximal_(params, priors, steps)
+    for p, b, p0, s in zip(params, before, priors, steps, strict=True):
+        torch.testing.assert_close(p, (b + s * p0) / (1 + s), rtol=1e-15, atol=1e-15)
+    assert torch.equal(params[1][0], before[1][0]) and torch.equal(params[2], before[2])
+    single = before[0].clone()
+    ivi_rl.anchor_proximal_(single, priors[0], 0.7)
+    torch.testing.assert_close(single, params[0], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="one prior and one step per parameter"):
+        ivi_rl.anchor_proximal_(params, priors[:2], steps)
+
+
 def test_anchor_is_stable_under_mup_rates_where_the_penalty_diverges():
     """The anchor's curvature 2 kappa / sigma0^2 times the input layer's muP rate (x fan_out)
     exceeds SGD's stability bound here (2 * 0.02 * 117 * 0.01 * 100 / 0.1 = 47 > 2): as a
