@@ -189,12 +189,16 @@ class BanditAgent(ABC):
 
     def training_targets(self, rewards: torch.Tensor) -> torch.Tensor:
         """Rewards [S, ...] in the units the agent trains on: raw under the setting
-        ``reward_scaling='none'``, else standardised by :meth:`reward_moments` (an affine map
-        per trial, so every argmax is unchanged)."""
-        if self.settings.reward_scaling == "none":
+        ``reward_scaling='none'``, divided by the std of :meth:`reward_moments` under
+        'scale' (a reward of 0 stays 0), else standardised by both moments (an affine map per
+        trial, so every argmax is unchanged)."""
+        scaling = self.settings.reward_scaling
+        if scaling == "none":
             return rewards
         mean, std = self.reward_moments()
         shape = (-1, *[1] * (rewards.dim() - 1))
+        if scaling == "scale":
+            return rewards / std.view(shape)
         return (rewards - mean.view(shape)) / std.view(shape)
 
     def posterior_values(

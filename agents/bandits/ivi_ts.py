@@ -8,11 +8,10 @@ and acts greedily on it. Retraining follows the Showdown schedule (every ``train
 steps, ``train_steps`` minibatch steps on all data so far), either continuing from the current
 posterior (``warm_start``) or restarting from the trial's prior draw.
 
-Noise-aware options (``noise``, ``anchor``, ``prior_scale``, ``perturb``; ``ivi_rl.anchor``)
-depart from plain IVI: per-arm loss weights, a proximal pull towards the prior draw and
-draw-coupled target shifts. They are off by default: on the Showdown datasets none beat plain
-IVI (RESULTS.md, "Noise-aware IVI").
-"""
+Noise-aware options (``noise``, ``anchor``, ``prior_scale``, ``perturb``, ``slack``;
+``ivi_rl.anchor``) depart from plain IVI: per-arm loss weights, a proximal pull towards the
+prior draw, draw-coupled target shifts, or trained per-datum noise variables. They are off
+by default: on the Showdown datasets none beat plain IVI (RESULTS.md, "Noise-aware IVI")."""
 
 from __future__ import annotations
 
@@ -49,8 +48,9 @@ class IVITSSettings(NeuralSettings):
     parametrization: Literal["mup", "sp"] = "mup"
     warm_start: bool = True
     """Continue each retrain from the current posterior; False restarts from the prior draw."""
-    reward_scaling: Literal["none", "standardize"] = "standardize"
-    """'standardize': fit (r - mean) / std of all rewards so far (argmax is unchanged)."""
+    reward_scaling: Literal["none", "standardize", "scale"] = "standardize"
+    """'standardize': fit (r - mean) / std of all rewards so far (argmax is unchanged);
+    'scale': fit r / std (the prior's mean value of every arm stays a reward of 0)."""
     input_scaling: Literal["none", "standardize", "scale"] = "scale"
     """Input normalisation from all contexts seen at the latest retrain (used for decisions
     too): 'standardize' z-scores every feature; 'scale' centres every feature and divides by
@@ -72,7 +72,8 @@ class IVITSSettings(NeuralSettings):
     all the weight of the loss)."""
     anchor: bool = True
     """Pull every parameter towards the trial's prior draw at strength sigma_bar^2 / t
-    (the Bayesian posterior mean instead of an interpolant); no effect under noise='none'."""
+    (the Bayesian posterior mean instead of an interpolant); no effect under noise='none'
+    or slack=true."""
     prior_scale: float = 10.0
     """The anchor's prior std as a multiple of the muP init std. Departure from the exact
     linear-Gaussian objective: muP's prior keeps the context-dependent part of the prior
@@ -81,6 +82,17 @@ class IVITSSettings(NeuralSettings):
     perturb: bool = False
     """Shift each datum's target by sigma_a c_n^T z under draw z (fixed codes per datum):
     draws as wide as the noise on the data."""
+    slack: bool = False
+    """Noise variables instead of the anchor: datum n's target becomes y_n - sigma_n m_n,
+    with m_n (one number per datum, from 0, prior N(0, 1)) trained by the same SGD at
+    ``slack_rate`` times ``lr``; the network fits what the noise variables leave. For a
+    linear model with rates matched to the prior variances the fit is the min-norm solution
+    of y = X w + sigma m, the Bayesian posterior mean (ridge regression as an interpolation);
+    here the rate is a setting (RESULTS.md, "Noise-aware IVI"), and the draws keep plain
+    IVI's spread around the mean (the noise variables have no covariance factor). Needs
+    noise='fixed' or 'estimated'; replaces ``anchor``, refuses ``perturb``."""
+    slack_rate: float = 10.0
+    """Learning rate of the noise variables as a multiple of ``lr``."""
 
 
 def _expected_mse(model, pred: Tensor, y: Tensor, mask: Tensor, extra: float) -> Tensor:
@@ -119,6 +131,18 @@ class IVITS(BanditAgent):
             else None
         )
         self.codes = None
+        self.slack = self.slack_opt = None
+        if s.slack:
+            if s.noise == "none" or s.perturb or s.slack_rate <= 0:
+                raise ValueError(
+                    f"agent 'ivi_ts': slack=true needs noise='fixed' or 'estimated' (got "
+                    f"{s.noise!r}), perturb=false (got {s.perturb!r}) and slack_rate > 0 "
+                    f"(got {s.slack_rate!r})"
+                )
+            self.slack = torch.zeros(self.num_trials, horizon, **kw, requires_grad=True)
+            self.slack_opt = torch.optim.SGD(
+                [self.slack], lr=s.lr * s.slack_rate, momentum=s.momentum
+            )
         if s.perturb and s.num_samples != 1:
             raise ValueError(
                 f"agent 'ivi_ts': perturb=true needs num_samples=1, got {s.num_samples}"
@@ -170,7 +194,7 @@ class IVITS(BanditAgent):
         if s.noise == "fixed":
             return torch.full(shape, s.noise_std, device=self.device, dtype=self.dtype)
         var = self.noise_model.variance().to(self.dtype)
-        if s.reward_scaling == "standardize":
+        if s.reward_scaling != "none":
             var = var / self.reward_moments()[1].pow(2)
         return var.sqrt().clamp_min(s.noise_floor)
 
@@ -203,20 +227,29 @@ class IVITS(BanditAgent):
         targets = self.training_targets(self.buffer.rewards[:, : self.t])
         noise_std = self.arm_noise_std().gather(1, self.buffer.actions[:, : self.t])
         weights, scale = ivi_rl.noise_weights(noise_std)
-        anchored = s.anchor and s.noise != "none"
+        if self.slack is not None:  # noise variables carry the noise: unit weights
+            weights = torch.ones_like(weights)
+            self.slack_opt.state.clear()
+        anchored = s.anchor and s.noise != "none" and self.slack is None
         strength = scale / (s.prior_scale**2 * self.t) if anchored else None
         total = torch.zeros(self.num_trials, device=self.device)
         for step in range(steps):
             idx = indices[:, step]
             ctx, actions, _ = self.buffer.gather(idx)
             y = self._perturbed(torch.gather(targets, 1, idx), idx, noise_std, noise[:, step])
+            if self.slack is not None:
+                y = y - torch.gather(noise_std, 1, idx) * torch.gather(self.slack, 1, idx)
             y = y[..., None].expand(-1, -1, self.num_actions)
             mask = torch.nn.functional.one_hot(actions, self.num_actions).to(self.dtype)
             mask = mask * torch.gather(weights, 1, idx)[..., None]
             loss = self.net.loss(self._inputs(ctx), noise[:, step], y, mask)
             self.opt.zero_grad(set_to_none=True)
+            if self.slack_opt is not None:
+                self.slack_opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             self.opt.step()
+            if self.slack_opt is not None:
+                self.slack_opt.step()
             if strength is not None:
                 self.net.anchor_step(self.opt, strength)
             total += loss.detach()

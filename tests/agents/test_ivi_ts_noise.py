@@ -52,7 +52,14 @@ def test_the_anchor_keeps_the_parameters_near_the_prior_draw():
     assert (distance[True] < 0.5 * distance[False]).all(), distance
 
 
-@pytest.mark.parametrize("settings", [{"noise": "fixed", "perturb": True}, {"noise": "estimated"}])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"noise": "fixed", "perturb": True},
+        {"noise": "estimated"},
+        {"noise": "fixed", "slack": True, "reward_scaling": "scale"},
+    ],
+)
 def test_noise_aware_trials_batched_decide_as_alone(settings):
     """The codes and the noise estimate are per trial: batching changes nothing (float64)."""
     batched, _ = run("ivi_ts", [0, 1], horizon=150, dtype=torch.float64, **settings)
@@ -69,6 +76,72 @@ def test_perturbation_changes_decisions_and_needs_one_sample():
         make_agent("ivi_ts", 2, 3, [0], 10, perturb=True, noise="fixed", num_samples=2)
     with pytest.raises(ValueError, match="prior_scale"):
         make_agent("ivi_ts", 2, 3, [0], 10, prior_scale=0.0)
+
+
+def _fit_noisy_arm(seed: int, **settings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Arm 0 pays x_0 + noise of std 1 at 60 random 20-dimensional contexts (fewer data than
+    a [32] network can interpolate), arm 1 pays 0; the arms are pulled alternately (not by
+    the agent), so every agent sees the same data; one retrain of 1,000 steps at the end.
+    Returns the posterior-mean network's arm-0 values at arm 0's contexts, their true means
+    and the noisy rewards, in the agent's training units."""
+    n, d = 120, 20
+    agent = make_agent(
+        "ivi_ts",
+        2,
+        d,
+        [seed],
+        n,
+        dtype=torch.float64,
+        hidden=[32],
+        train_every=n,
+        train_steps=1000,
+        batch_size=64,
+        reward_scaling="scale",
+        **settings,
+    )
+    gen = torch.Generator().manual_seed(seed)
+    ctx = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    arm = torch.arange(n) % 2
+    noise = torch.randn(n, generator=gen, dtype=torch.float64)
+    reward = torch.where(arm == 0, ctx[:, 0] + noise, 0.0)
+    for t in range(n):
+        agent.observe(ctx[t : t + 1], arm[t : t + 1], reward[t : t + 1])
+    std = agent.reward_moments()[1][0, 0]
+    seen = arm == 0
+    fitted = agent.mean_values(ctx[None, seen])[0, :, 0]
+    return fitted, ctx[seen, 0] / std, reward[seen] / std
+
+
+def test_noise_variables_average_the_noise_where_plain_ivi_interpolates_it():
+    """Plain IVI-TS's mean network interpolates the noisy rewards (squared error to them
+    under a tenth of that to the true means); with noise variables (noise='fixed', sigma = 1)
+    it does not, and its squared error to the true means is under half of plain IVI's
+    (0.20-0.29 of it on seeds 0-2), on two seeds."""
+    for seed in (0, 1):
+        plain, truth, noisy = _fit_noisy_arm(seed)
+        slack, _, _ = _fit_noisy_arm(seed, noise="fixed", slack=True)
+        plain_err = (plain - truth).pow(2).mean()
+        assert (plain - noisy).pow(2).mean() < 0.1 * plain_err
+        assert (slack - noisy).pow(2).mean() > 0.5 * plain_err
+        assert (slack - truth).pow(2).mean() < 0.5 * plain_err
+
+
+def test_slack_settings_are_checked_and_scale_keeps_zero_at_zero():
+    for bad in ({"slack": True}, {"slack": True, "noise": "fixed", "perturb": True}):
+        with pytest.raises(ValueError, match="slack=true needs"):
+            make_agent("ivi_ts", 2, 3, [0], 10, **bad)
+    with pytest.raises(ValueError, match="slack_rate > 0"):
+        make_agent("ivi_ts", 2, 3, [0], 10, slack=True, noise="fixed", slack_rate=0.0)
+    rewards = torch.tensor([[0.0, 2.0, 4.0, -2.0]])
+    for scaling, expected in (
+        ("scale", rewards / rewards.std()),
+        ("standardize", (rewards - 1.0) / rewards.std()),
+        ("none", rewards),
+    ):
+        agent = make_agent("ivi_ts", 2, 1, [0], 10, reward_scaling=scaling)
+        for t in range(4):
+            agent.observe(torch.zeros(1, 1), torch.tensor([t % 2]), rewards[:, t])
+        torch.testing.assert_close(agent.training_targets(rewards), expected)
 
 
 def test_neighbour_noise_estimates_each_arms_noise_variance():
