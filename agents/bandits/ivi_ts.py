@@ -47,7 +47,8 @@ class IVITSSettings(NeuralSettings):
     """Rank of 'lowrank' factors (capped at each layer's size)."""
     parametrization: Literal["mup", "sp"] = "mup"
     warm_start: bool = True
-    """Continue each retrain from the current posterior; False restarts from the prior draw."""
+    """Continue each retrain from the current posterior; False restarts from the prior draw
+    (and the noise variables of ``slack`` from 0)."""
     reward_scaling: Literal["none", "standardize", "scale"] = "standardize"
     """'standardize': fit (r - mean) / std of all rewards so far (argmax is unchanged);
     'scale': fit r / std (the prior's mean value of every arm stays a reward of 0)."""
@@ -211,6 +212,9 @@ class IVITS(BanditAgent):
         s = self.settings
         if not s.warm_start:
             self.net.reset_to_prior()
+            if self.slack is not None:
+                with torch.no_grad():
+                    self.slack.zero_()
         self.opt.state.clear()  # fresh momentum for every retrain
         if s.input_scaling != "none":
             self._fit_input_scale()

@@ -126,6 +126,28 @@ def test_noise_variables_average_the_noise_where_plain_ivi_interpolates_it():
         assert (slack - truth).pow(2).mean() < 0.5 * plain_err
 
 
+def test_a_cold_retrain_restarts_the_noise_variables_too():
+    """warm_start=false: every retrain starts from the prior draw and noise variables at 0,
+    so zeroing them by hand before the second retrain changes nothing."""
+    finals = []
+    for zero_by_hand in (False, True):
+        agent = make_agent(
+            "ivi_ts", 2, 3, [0], 40, noise="fixed", slack=True, warm_start=False,
+            hidden=[8], train_every=20, train_steps=20, batch_size=16,
+        )  # fmt: skip
+        gen = torch.Generator().manual_seed(0)
+        for t in range(40):
+            if zero_by_hand and t == 39:
+                assert agent.slack[0, :20].abs().sum() > 0
+                with torch.no_grad():
+                    agent.slack.zero_()
+            ctx = torch.randn(1, 3, generator=gen)
+            agent.observe(ctx, torch.tensor([t % 2]), ctx[:, 0] + torch.randn(1, generator=gen))
+        finals.append((agent.slack.detach().clone(), agent.net.params["model.layers.0.weight"]))
+    assert torch.equal(finals[0][0], finals[1][0])
+    assert torch.equal(finals[0][1], finals[1][1])
+
+
 def test_slack_settings_are_checked_and_scale_keeps_zero_at_zero():
     for bad in ({"slack": True}, {"slack": True, "noise": "fixed", "perturb": True}):
         with pytest.raises(ValueError, match="slack=true needs"):
