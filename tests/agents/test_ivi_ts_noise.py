@@ -152,8 +152,9 @@ def test_slack_settings_are_checked_and_scale_keeps_zero_at_zero():
     for bad in ({"slack": True}, {"slack": True, "noise": "fixed", "perturb": True}):
         with pytest.raises(ValueError, match="slack=true needs"):
             make_agent("ivi_ts", 2, 3, [0], 10, **bad)
-    with pytest.raises(ValueError, match="slack_rate > 0"):
-        make_agent("ivi_ts", 2, 3, [0], 10, slack=True, noise="fixed", slack_rate=0.0)
+    for rate in (0.0, -1.0):
+        with pytest.raises(ValueError, match="slack_rate > 0"):
+            make_agent("ivi_ts", 2, 3, [0], 10, slack=True, noise="fixed", slack_rate=rate)
     rewards = torch.tensor([[0.0, 2.0, 4.0, -2.0]])
     for scaling, expected in (
         ("scale", rewards / rewards.std()),
