@@ -225,10 +225,11 @@ def test_a_task_whose_worker_is_killed_is_retried(cluster, slow_reference, tmp_p
     commands, _ = cluster
     config, local = slow_reference
     out = tmp_path / "ray"
+    before = set(_task_workers())  # a worker still titled by an earlier test is not ours
     driver = _driver(commands, config, out)
     try:
-        _wait_for(lambda: bool(_task_workers()))
-        os.kill(_task_workers()[0], signal.SIGKILL)
+        _wait_for(lambda: bool(set(_task_workers()) - before))
+        os.kill(min(set(_task_workers()) - before), signal.SIGKILL)
         _, stderr = driver.communicate(timeout=300)
     finally:
         driver.kill()
@@ -274,9 +275,10 @@ def test_ctrl_c_cancels_the_running_tasks_and_keeps_stored_results(
     commands, _ = cluster
     config, _ = slow_reference
     out = tmp_path / "ray"
+    before = set(_task_workers())  # a worker still titled by an earlier test is not ours
     driver = _driver(commands, config, out)
     try:
-        _wait_for(lambda: bool(_task_workers()))
+        _wait_for(lambda: bool(set(_task_workers()) - before))
         time.sleep(1.0)
         os.killpg(driver.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends
         _, stderr = driver.communicate(timeout=60)
