@@ -93,7 +93,10 @@ class IVITSSettings(NeuralSettings):
     IVI's spread around the mean (the noise variables have no covariance factor). Needs
     noise='fixed' or 'estimated'; replaces ``anchor``, refuses ``perturb``."""
     slack_rate: float = 10.0
-    """Learning rate of the noise variables as a multiple of ``lr``."""
+    """Learning rate of the noise variables as a multiple of ``lr``. The variables add
+    curvature to each SGD step: where plain IVI's steps are near SGD's bound (the wheel's
+    large rewards) a trial can diverge (one of ten on wheel 0.99 at 10; the runner stops
+    with its one-line error)."""
 
 
 def _expected_mse(model, pred: Tensor, y: Tensor, mask: Tensor, extra: float) -> Tensor:
