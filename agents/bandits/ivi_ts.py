@@ -45,6 +45,9 @@ class IVITSSettings(NeuralSettings):
     cov: Literal["auto", "lowrank", "diagonal", "full"] = "auto"
     rank: int = 10
     """Rank of 'lowrank' factors (capped at each layer's size)."""
+    full_below: int = 0
+    """A stochastic layer with at most this many weights and biases takes a full covariance
+    factor whatever ``cov`` says (0: never)."""
     parametrization: Literal["mup", "sp"] = "mup"
     warm_start: bool = True
     """Continue each retrain from the current posterior; False restarts from the prior draw
@@ -111,6 +114,8 @@ class IVITS(BanditAgent):
     def __init__(self, num_actions, context_dim, seeds, horizon, **kwargs) -> None:
         super().__init__(num_actions, context_dim, seeds, horizon, **kwargs)
         s = self.settings
+        if s.full_below < 0:
+            raise ValueError(f"agent 'ivi_ts': full_below={s.full_below} must be >= 0")
         cov = s.cov if s.cov != "auto" else ("diagonal" if s.stochastic == "all" else "lowrank")
         rank = s.rank if cov == "lowrank" else None
 
@@ -282,7 +287,11 @@ def _make_capped(d, k, s, cov, rank, device, dtype) -> ivi_rl.VariationalMLP:
         "all": set(range(len(widths) - 1)),
     }
     chosen = kinds[s.stochastic]
-    covs = [cov if i in chosen else None for i in range(len(widths) - 1)]
+    sizes = [(widths[i] + 1) * widths[i + 1] for i in range(len(widths) - 1)]
+    covs = [
+        ("full" if sizes[i] <= s.full_below else cov) if i in chosen else None
+        for i in range(len(widths) - 1)
+    ]
     ranks = [
         min(rank, widths[i] * widths[i + 1] + widths[i + 1]) if covs[i] == "lowrank" else None
         for i in range(len(widths) - 1)

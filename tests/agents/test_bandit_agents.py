@@ -138,6 +138,7 @@ def test_lin_full_post_samples_have_the_posterior_moments():
             TypeError,
             r"hidden=\[100, 0\] is not accepted; expected a list of positive ints",
         ),
+        ("ivi_ts", {"full_below": -1}, ValueError, r"full_below=-1 must be >= 0"),
         ("neural_greedy", {"train_every": 0}, ValueError, r"train_every=0 must be positive"),
         ("dropout", {"keep_prob": 1.5}, ValueError, r"keep_prob=1.5 must be in \(0, 1\]"),
         ("lin_full_post", {"a0": -1.0}, ValueError, r"a0=-1.0 must be positive"),
@@ -147,6 +148,28 @@ def test_lin_full_post_samples_have_the_posterior_moments():
 def test_bad_settings(name, settings, error, match):
     with pytest.raises(error, match=match):
         make_agent(name, 3, 4, [0], 10, **settings)
+
+
+@pytest.mark.parametrize(
+    ("arms", "dim", "full_below", "expected"),
+    [
+        (5, 2, 0, ["LowRankCovariance", None, "LowRankCovariance"]),
+        (5, 2, 505, ["FullCovariance", None, "FullCovariance"]),  # (2+1)*100 and 101*5
+        (5, 2, 504, ["FullCovariance", None, "LowRankCovariance"]),
+        (2, 117, 1000, ["LowRankCovariance", None, "FullCovariance"]),  # 11,800 and 202
+    ],
+)
+def test_ivi_ts_small_layers_take_a_full_factor(arms, dim, full_below, expected):
+    agent = make_agent("ivi_ts", arms, dim, [0], 10, full_below=full_below)
+    layers = agent.net.first.layers
+    assert [type(layer.cov).__name__ if layer.cov else None for layer in layers] == expected
+
+
+def test_ivi_ts_with_full_factors_decides_the_same_batched_or_alone():
+    batched, _ = run("ivi_ts", [0, 1], horizon=150, dtype=torch.float64, full_below=10_000)
+    for i, seed in enumerate([0, 1]):
+        alone, _ = run("ivi_ts", [seed], horizon=150, dtype=torch.float64, full_below=10_000)
+        np.testing.assert_array_equal(batched[i], alone[0])
 
 
 def test_unknown_agent_and_empty_seeds():
