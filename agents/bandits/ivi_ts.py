@@ -224,6 +224,8 @@ class IVITS(BanditAgent):
                 with torch.no_grad():
                     self.slack.zero_()
         self.opt.state.clear()  # fresh momentum for every retrain
+        if self.slack_opt is not None:
+            self.slack_opt.state.clear()
         if s.input_scaling != "none":
             self._fit_input_scale()
         # All random numbers of the retrain at once: S generator calls per retrain instead of
@@ -241,7 +243,6 @@ class IVITS(BanditAgent):
         weights, scale = ivi_rl.noise_weights(noise_std)
         if self.slack is not None:  # noise variables carry the noise: unit weights
             weights = torch.ones_like(weights)
-            self.slack_opt.state.clear()
         anchored = s.anchor and s.noise != "none" and self.slack is None
         strength = scale / (s.prior_scale**2 * self.t) if anchored else None
         total = torch.zeros(self.num_trials, device=self.device)
