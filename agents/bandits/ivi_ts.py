@@ -97,9 +97,9 @@ class IVITSSettings(NeuralSettings):
     noise='fixed' or 'estimated'; replaces ``anchor``, refuses ``perturb``."""
     slack_rate: float = 10.0
     """Learning rate of the noise variables as a multiple of ``lr``. The variables add
-    curvature to each SGD step: where plain IVI's steps are near SGD's bound (the wheel's
-    large rewards) a trial can diverge (one of ten on wheel 0.99 at 10; the runner stops
-    with its one-line error)."""
+    curvature to each SGD step: where plain IVI's steps are near SGD's bound (large
+    standardised rewards) a trial can diverge, which stops it with the non-finite-loss
+    error (RESULTS.md, "Noise-aware IVI")."""
 
 
 def _expected_mse(model, pred: Tensor, y: Tensor, mask: Tensor, extra: float) -> Tensor:
