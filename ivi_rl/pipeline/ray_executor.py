@@ -94,8 +94,8 @@ class RayExecutor(Executor):
             raise ConfigError(
                 f"address={self.address!r}: cannot connect to a Ray cluster ({reason}); start "
                 "one with `ray start --head`, and where the cluster uses token authentication "
-                "(Ray's default) set RAY_AUTH_MODE=token here with the cluster's token in "
-                "~/.ray/auth_token"
+                "set RAY_AUTH_MODE=token here with the cluster's token in RAY_AUTH_TOKEN or "
+                "~/.ray/auth_token (`ray get-auth-token` prints it on the head)"
             ) from None
 
     def _check_resources(self, ray) -> None:

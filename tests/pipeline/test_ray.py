@@ -1,6 +1,10 @@
 """The Ray executor on a real two-node Ray cluster on 127.0.0.1, started and stopped with the
 README's own commands: results equal the local executor's bit for bit, a killed driver
-resumes without redoing finished tasks, a task whose worker process is killed is retried."""
+resumes without redoing finished tasks, a task whose worker process is killed is retried.
+
+Each node runs with a new empty home folder, as on a fresh machine: the head makes its token
+with the README's command, the other node gets it through ``RAY_AUTH_TOKEN``, and the user's
+own ``~/.ray`` is neither read nor written."""
 
 from __future__ import annotations
 
@@ -82,38 +86,66 @@ def _local(line: str, port: int) -> str:
     return line.replace("--num-cpus=2", "--num-cpus=1")
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "CI": "true"}
+_NODE_ENV: dict[str, str] = {}
+"""The head node's environment while the cluster runs (its fresh HOME, token mode); the
+drivers run on the head."""
 
 
-def _sh(line: str, **kwargs) -> subprocess.CompletedProcess:
+def _env(**extra: str) -> dict[str, str]:
+    path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    return {**os.environ, "PATH": path, "CI": "true", **_NODE_ENV, **extra}
+
+
+def _sh(line: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
-        line, shell=True, env=_env(), capture_output=True, text=True, timeout=300, **kwargs
+        line, shell=True, env=env or _env(), capture_output=True, text=True, timeout=300, **kwargs
     )
 
 
+def _token_state() -> tuple[bool, float | None]:
+    token = Path.home() / ".ray" / "auth_token"
+    return token.exists(), token.stat().st_mtime if token.exists() else None
+
+
 @pytest.fixture(scope="module")
-def cluster():
-    """A head and a second worker node on this machine; yields the README's commands with
-    the address filled in, and stops the cluster at the end."""
+def cluster(tmp_path_factory):
+    """A head and a second worker node on this machine, each with a new empty HOME; yields
+    the README's driver commands with the address filled in, and stops the cluster at the
+    end."""
     commands = readme_commands()
     assert commands[0].startswith("pip install") and commands[1] == "export RAY_AUTH_MODE=token"
-    before = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "token"  # the README's export, here and in the children
+    generate = next(c for c in commands if c.startswith("ray get-auth-token"))
+    export = next(c for c in commands if c.startswith("export RAY_AUTH_TOKEN="))
+    user_token = _token_state()
+    _NODE_ENV.update(HOME=str(tmp_path_factory.mktemp("head_home")), RAY_AUTH_MODE="token")
+    made = _sh(generate)
+    assert made.returncode == 0, made.stderr[-2000:]
+    token = made.stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{32,}", token), made.stdout
+    name = export.removeprefix("export ").split("=", 1)[0]
+    other = _env(HOME=str(tmp_path_factory.mktemp("other_home")), **{name: token})
     port = _free_port()
     starts = [_local(c, port) for c in commands if c.startswith("ray start")]
     assert len(starts) == 2 and "--head" in starts[0]
     try:
-        for line in starts:
-            done = _sh(line)
+        for line, env in zip(starts, (_env(), other), strict=True):
+            done = _sh(line, env)
             assert done.returncode == 0, done.stderr[-2000:]
         yield {c.split()[0]: _local(c, port) for c in commands[-2:]}, f"127.0.0.1:{port}"
     finally:
         _sh(next(c for c in commands if c.startswith("ray stop")))
-        if before is None:
-            os.environ.pop("RAY_AUTH_MODE")
-        else:
-            os.environ["RAY_AUTH_MODE"] = before
+        _NODE_ENV.clear()
+    assert _token_state() == user_token  # the user's ~/.ray was left alone
+
+
+def test_a_node_without_the_token_is_refused(cluster, tmp_path):
+    """The README's token step is needed: a node in token mode without the token cannot
+    join (Ray's own message)."""
+    _, address = cluster
+    line = f"ray start --address={address} --num-cpus=1 --disable-usage-stats"
+    done = _sh(line, _env(HOME=str(tmp_path)))
+    assert done.returncode != 0
+    assert "no authentication token was found" in done.stdout + done.stderr
 
 
 def _config(tmp_path: Path, text: str, name: str) -> Path:
