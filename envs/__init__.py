@@ -19,6 +19,7 @@ from .problems import (
     WheelProblem,
 )
 from .registry import DATASETS, make_problem
+from .stress import STRESS_KINDS, StressProblem
 from .tabular import ArraysProblem, ClassificationProblem, FinancialProblem, MushroomProblem
 from .trial import Trial
 
@@ -26,6 +27,7 @@ __all__ = [
     "BANDIT_IDS",
     "DATASETS",
     "FILES",
+    "STRESS_KINDS",
     "ArraysProblem",
     "BanditProblem",
     "ChecksumError",
@@ -39,6 +41,7 @@ __all__ = [
     "MushroomProblem",
     "NeuralUCBProblem",
     "SparseLinearProblem",
+    "StressProblem",
     "Trial",
     "WheelProblem",
     "data_dir",

@@ -22,6 +22,7 @@ from .problems import (
     SparseLinearProblem,
     WheelProblem,
 )
+from .stress import StressProblem
 from .tabular import ClassificationProblem
 
 __all__ = ["DATASETS", "make_problem"]
@@ -40,6 +41,7 @@ DATASETS: dict[str, Callable[..., BanditProblem]] = {
     "linear": LinearProblem,
     "sparse_linear": SparseLinearProblem,
     "neural_ucb": NeuralUCBProblem,
+    "stress": StressProblem,
 }
 
 _FILE_ARGS = ("data_dir", "download")

@@ -35,6 +35,7 @@ from .objectives import expected_loss, kl_divergence, negative_elbo, per_datum_l
 from .optim import make_optimizer, param_groups, set_base_lr
 from .parametrizations import MaximalUpdate, Parametrization, Standard, get_parametrization
 from .split import SplitMLP
+from .stability import layer_curvatures, layer_rates, stable_step_scale
 
 __version__ = "0.1.0"
 
@@ -68,7 +69,9 @@ __all__ = [
     "expected_loss",
     "get_parametrization",
     "kl_divergence",
+    "layer_curvatures",
     "layer_gaussian",
+    "layer_rates",
     "linear_ivi_limit",
     "make_covariance",
     "make_mlp",
@@ -82,5 +85,6 @@ __all__ = [
     "prior_variances",
     "resolve_device",
     "set_base_lr",
+    "stable_step_scale",
     "wasserstein2",
 ]

@@ -13,7 +13,7 @@ import torch
 import ivi_rl
 from ivi_rl import envs
 from ivi_rl.agents import IVIDQN
-from ivi_rl.agents.bandits import make_agent
+from ivi_rl.agents.bandits import TrialsDiverged, make_agent
 from ivi_rl.envs.tabular import ArraysProblem, FinancialProblem
 from ivi_rl.envs.trial import Trial
 from ivi_rl.pipeline.cli import main as cli
@@ -80,26 +80,47 @@ def test_a_non_finite_observed_reward_stops_the_agent_naming_trial_and_step(name
         agent.observe(x, agent.act(x), torch.tensor([0.0, float("nan")]))
 
 
-def test_a_diverging_bandit_retrain_stops_with_one_line():
-    """lr 1e6: the first retrain's loss is NaN; the agent raises instead of acting on NaN
-    (it used to go on pulling arm 0 and end with a normal-looking summary)."""
-    agent = make_agent(
+def _tiny_ivi_ts(**settings):
+    return make_agent(
         "ivi_ts",
         2,
         3,
         [0, 5],
         100,
-        lr=1e6,
         hidden=[8],
         train_every=10,
         train_steps=5,
         batch_size=8,
+        **settings,
     )
+
+
+def _observe_steps(agent, steps: int) -> None:
     gen = torch.Generator().manual_seed(0)
-    with pytest.raises(FloatingPointError, match=r"training loss is not finite .* at step 10"):
-        for _ in range(10):
-            x = torch.randn(2, 3, generator=gen)
-            agent.observe(x, agent.act(x), torch.randn(2, generator=gen))
+    for _ in range(steps):
+        x = torch.randn(2, 3, generator=gen)
+        agent.observe(x, agent.act(x), torch.randn(2, generator=gen))
+
+
+def test_a_diverging_bandit_retrain_stops_with_one_line_naming_trials_and_step():
+    """lr 1e6 without the stable step: the first retrain's loss is NaN; the agent raises
+    instead of acting on NaN (it used to go on pulling arm 0 and end with a normal-looking
+    summary), naming the trials and the step for the runner to record."""
+    agent = _tiny_ivi_ts(lr=1e6, stable_lr=False)
+    with pytest.raises(TrialsDiverged, match=r"training loss is not finite .* at step 10") as err:
+        _observe_steps(agent, 10)
+    assert (err.value.seeds, err.value.step) == ([0, 5], 10)
+    assert "trial seed" not in err.value.reason and "at step 10" in err.value.reason
+
+
+def test_the_stable_step_keeps_a_huge_learning_rate_from_diverging():
+    """The same lr 1e6 with the default stable step: every retrain is capped at the
+    stability bound, so the losses stay finite (the factor is about 1e-6 or less)."""
+    agent = _tiny_ivi_ts(lr=1e6)
+    for _ in range(5):
+        _observe_steps(agent, 10)
+        assert torch.isfinite(agent.last_loss).all()
+    assert (agent.last_step_scale < 1e-5).all()
 
 
 def test_a_diverging_ividqn_stops_with_one_line():
@@ -139,42 +160,38 @@ def test_a_huge_but_finite_loss_stops_ividqn_and_max_loss_none_turns_the_check_o
         model(max_loss=-1)
 
 
-def test_cli_reports_a_diverging_run_as_one_line_with_exit_status_1(tmp_path, capsys):
+DIVERGING_BANDIT = (
+    'horizon = 60\nseeds = 2\nworkers = 1\n[[datasets]]\nname = "wheel"\ndelta = 0.5\n'
+    '[[agents]]\nname = "ivi_ts"\nlr = 1e6\nstable_lr = false\nhidden = [8]\n'
+    "train_every = 20\ntrain_steps = 5\nbatch_size = 16\n"
+    '[[agents]]\nname = "uniform"\n'
+)
+
+
+def test_cli_reports_diverged_trials_after_the_summary_with_exit_status_1(tmp_path, capsys):
     config = tmp_path / "diverge.toml"
-    config.write_text(
-        f'out = "{tmp_path / "out"}"\nhorizon = 60\nseeds = 1\nworkers = 1\n'
-        '[[datasets]]\nname = "wheel"\ndelta = 0.5\n'
-        '[[agents]]\nname = "ivi_ts"\nlr = 1e6\nhidden = [8]\ntrain_every = 20\n'
-        "train_steps = 5\nbatch_size = 16\n"
-    )
+    config.write_text(f'out = "{tmp_path / "out"}"\n' + DIVERGING_BANDIT)
     assert cli(["bandit", str(config), "--quiet"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1
-    assert "ivi-rl bandit: error: wheel/ivi_ts: agent 'ivi_ts': the training loss is not" in err[0]
-    assert not (tmp_path / "out" / "summary.md").exists()
-
-
-def test_cli_names_env_agent_and_seed_of_a_diverging_rl_run(tmp_path, capsys):
-    config = tmp_path / "diverge.toml"
-    lines = [
-        f'out = "{tmp_path / "out"}"',
-        "seeds = [3]",
-        "workers = 1",
-        "[[envs]]",
-        'id = "CartPole-v1"',
-        "timesteps = 300",
-        "[[agents]]",
-        'name = "ivi_dqn"',
-        "learning_rate = 1e3",
-        "learning_starts = 10",
-        "batch_size = 8",
-        'policy_kwargs = { optimizer_class = "sgd" }',
-    ]
-    config.write_text("\n".join(lines) + "\n")
-    assert cli(["rl", str(config), "--quiet"]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("ivi-rl rl: error: cartpole/ivi_dqn, seed 3: IVIDQN: the training")
-    assert "above max_loss=1e+10" in line
+    assert line.startswith(
+        "ivi-rl bandit: error: 2 trial(s) diverged: wheel/ivi_ts seed(s) [0, 1]; "
+    )
+    assert line.endswith("the same command runs them again")
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "| wheel | ivi_ts | 0 | (2 of 2 seeds diverged) |" in summary
+    assert "| wheel | uniform | 2 |" in summary
+
+
+def test_cli_fail_fast_stops_at_the_first_diverged_trial_as_one_line(tmp_path, capsys):
+    config = tmp_path / "diverge.toml"
+    config.write_text(f'out = "{tmp_path / "out"}"\n' + DIVERGING_BANDIT)
+    assert cli(["bandit", str(config), "--quiet", "--fail-fast"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(
+        "ivi-rl bandit: error: wheel/ivi_ts seed 0: the training loss is not finite"
+    )
+    assert line.endswith("at step 20")
+    assert not (tmp_path / "out" / "summary.md").exists()
 
 
 TINY_BANDIT = (

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from .base import BanditAgent, NeuralSettings, Settings
+from .base import BanditAgent, NeuralSettings, Settings, TrialsDiverged
 from .bbb import BBB
 from .boot_rms import BootRMS
 from .dropout import DropoutTS
@@ -32,6 +32,7 @@ __all__ = [
     "NeuralTS",
     "OneTrial",
     "Settings",
+    "TrialsDiverged",
     "Uniform",
     "make_agent",
     "play",

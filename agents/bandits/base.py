@@ -24,7 +24,20 @@ from ivi_rl.checks import resolve_device
 from .buffer import TrialBuffer
 from .streams import TrialStreams
 
-__all__ = ["BanditAgent", "NeuralSettings", "Settings", "build_settings"]
+__all__ = ["BanditAgent", "NeuralSettings", "Settings", "TrialsDiverged", "build_settings"]
+
+
+class TrialsDiverged(FloatingPointError):
+    """Training of some trials stopped: a retrain's loss was not finite.
+
+    Attributes:
+        seeds: the trials' seeds.
+        step: the step whose retrain failed.
+        reason: what happened, without the agent and the seeds (one trial's message)."""
+
+    def __init__(self, message: str, seeds: list[int], step: int, reason: str) -> None:
+        super().__init__(message)
+        self.seeds, self.step, self.reason = seeds, step, reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,17 +180,21 @@ class BanditAgent(ABC):
         if every is not None and self.t % every == 0:
             self.last_loss = self._train()
             if self.last_loss is not None and not torch.isfinite(self.last_loss).all():
-                self._fail(
+                seeds = self._seeds_of(~torch.isfinite(self.last_loss))
+                reason = (
                     "the training loss is not finite (lower the learning rate 'lr', or check "
-                    "the data's scale)",
-                    ~torch.isfinite(self.last_loss),
-                    self.t,
+                    f"the data's scale) at step {self.t}"
+                )
+                raise TrialsDiverged(
+                    f"agent {self.name!r}: {reason}, trial seed(s) {seeds}", seeds, self.t, reason
                 )
 
+    def _seeds_of(self, trials: torch.Tensor) -> list[int]:
+        return [s for s, b in zip(self.seeds, trials.tolist(), strict=True) if b]
+
     def _fail(self, what: str, trials: torch.Tensor, step: int) -> None:
-        seeds = [s for s, b in zip(self.seeds, trials.tolist(), strict=True) if b]
         raise FloatingPointError(
-            f"agent {self.name!r}: {what} at step {step}, trial seed(s) {seeds}"
+            f"agent {self.name!r}: {what} at step {step}, trial seed(s) {self._seeds_of(trials)}"
         )
 
     def reward_moments(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -32,6 +32,10 @@ __all__ = ["IVITS", "IVITSSettings"]
 
 _NEIGHBOUR_WINDOW = 4096
 """Earlier steps searched for a datum's nearest neighbour (bounds the per-step cost)."""
+STABILITY_ROWS = 512
+"""Rows of the buffer (drawn with replacement) on which each retrain measures curvature."""
+STABILITY_DRAWS = 2
+"""Weight draws the curvature is averaged over."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +67,13 @@ class IVITSSettings(NeuralSettings):
     input layer's SGD step (x fan_out) diverge."""
     num_samples: int = 1
     """Weight samples per training step (M; the paper uses 1)."""
+    stable_lr: bool = True
+    """Cap every learning rate, by one factor per retrain and trial, at SGD-with-momentum's
+    stability bound measured on the data (``ivi_rl.stability``): the top Gauss-Newton
+    eigenvalue kappa of every layer, in the metric of the group rates, on up to 512 rows and
+    2 weight draws, must stay below 1 - momentum (layers with a covariance) or
+    2 (1 + momentum) (deterministic layers). The factor is exactly 1 where no bound binds;
+    where one does, the run is IVI with a smaller step (same rate ratios, same limit)."""
     noise: Literal["none", "fixed", "estimated"] = "none"
     """Reward-noise model of noise-aware IVI (``ivi_rl.anchor``). 'none': plain IVI (the
     mean interpolates the rewards, draws are certain on the data). 'fixed': every arm's noise
@@ -124,6 +135,10 @@ class IVITS(BanditAgent):
 
         init = TrialStreams(self.seeds, "init", self.device).generators
         self.net = VmappedVariational(make, _expected_mse, init)
+        self.stability_streams = TrialStreams(self.seeds, "stability", self.device)
+        self._top_vectors: list[torch.Tensor] | None = None
+        self.last_step_scale: torch.Tensor | None = None
+        """[S] the learning-rate factor of the latest retrain (``stable_lr``)."""
         self.decision_noise = BlockedNormal(self.act_streams, [self.net.noise_dim], self.dtype)
         self.opt = self.net.optimizer(s.lr, "sgd", momentum=s.momentum)
         kw = {"device": self.device, "dtype": self.dtype}
@@ -228,6 +243,7 @@ class IVITS(BanditAgent):
             self.slack_opt.state.clear()
         if s.input_scaling != "none":
             self._fit_input_scale()
+        step_scale = self._stable_scale() if s.stable_lr else None
         # All random numbers of the retrain at once: S generator calls per retrain instead of
         # per step (kernel launches on a GPU), same per-trial streams batched or alone.
         steps, batch = s.train_steps, s.batch_size
@@ -259,7 +275,7 @@ class IVITS(BanditAgent):
             self.opt.zero_grad(set_to_none=True)
             if self.slack_opt is not None:
                 self.slack_opt.zero_grad(set_to_none=True)
-            loss.sum().backward()
+            (loss if step_scale is None else loss * step_scale).sum().backward()
             self.opt.step()
             if self.slack_opt is not None:
                 self.slack_opt.step()
@@ -267,6 +283,21 @@ class IVITS(BanditAgent):
                 self.net.anchor_step(self.opt, strength)
             total += loss.detach()
         return total / steps
+
+    def _stable_scale(self) -> Tensor:
+        """[S] the factor <= 1 that keeps this retrain's steps within SGD-with-momentum's
+        stability bound (``stable_lr``), from the curvature on a sample of the buffer."""
+        rows = min(self.t, STABILITY_ROWS)
+        idx = self.buffer.sample_indices(self.stability_streams, rows)
+        ctx, actions, _ = self.buffer.gather(idx)
+        z = self.stability_streams.normal(STABILITY_DRAWS, self.net.noise_dim, dtype=self.dtype)
+        with torch.no_grad():
+            kappa, self._top_vectors = self.net.curvatures(
+                self._inputs(ctx), actions, z, self.opt, self._top_vectors
+            )
+        stochastic = [layer.is_stochastic for layer in self.net.first.layers]
+        self.last_step_scale = ivi_rl.stable_step_scale(kappa, stochastic, self.settings.momentum)
+        return self.last_step_scale
 
     def _perturbed(self, y: Tensor, idx: Tensor, noise_std: Tensor, z: Tensor) -> Tensor:
         """Targets y [S, B] of the data ``idx`` shifted by sigma_n c_n^T z under the step's

@@ -20,8 +20,13 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 import ivi_rl
+from ivi_rl.stability import POWER_ITERATIONS, layer_curvatures
 
 __all__ = ["StackedMLP", "VmappedVariational", "clip_grad_norm_per_model"]
+
+WARM_ITERATIONS = 5
+"""Power iterations per curvature measurement after the first, which warm-start from the
+previous top vectors (the curvature drifts slowly between retrains)."""
 
 
 class StackedMLP:
@@ -114,6 +119,25 @@ class _Objective(nn.Module):
         return self.loss(self.model, pred, y, mask, extra)
 
 
+class _Curvature(nn.Module):
+    """Wraps the network so ``functional_call`` can measure its curvature per trial
+    (:func:`ivi_rl.stability.layer_curvatures`)."""
+
+    def __init__(self, model: ivi_rl.VariationalMLP) -> None:
+        super().__init__()
+        self.model = model
+        self.dims = list(model._noise_dims)
+        self.rates: list[tuple[float, float | None]] = []
+        self.iterations = POWER_ITERATIONS
+
+    def forward(self, x: Tensor, outputs: Tensor, z: Tensor, vectors: tuple[Tensor, ...]):
+        noise = z.split(self.dims, dim=-1)
+        kappa, found = layer_curvatures(
+            self.model, x, outputs, noise, self.rates, vectors, self.iterations
+        )
+        return kappa, tuple(found)
+
+
 class VmappedVariational:
     """S copies of a variational network, one per trial, each initialised (its prior drawn)
     from that trial's generator; parameters stacked [S, ...] and run with ``vmap``.
@@ -145,6 +169,9 @@ class VmappedVariational:
         call = lambda p, *args: functional_call(self.template, p, args)  # noqa: E731
         self._predict = vmap(call, in_dims=(0, 0, 0))
         self._loss = vmap(call, in_dims=(0, 0, 0, 0, 0, None))
+        self._curvature_template = _Curvature(copy.deepcopy(wrappers[0].model)).to("meta")
+        curvature = lambda p, *args: functional_call(self._curvature_template, p, args)  # noqa: E731
+        self._curvature = vmap(curvature)
 
     def predict(self, x: Tensor, z: Tensor) -> Tensor:
         """x [S, B, d], z [S, R] (one draw per trial) or [S, K, R] (K draws): [S, (K,) B, k]."""
@@ -163,6 +190,29 @@ class VmappedVariational:
         if kind == "sgd":
             return torch.optim.SGD(groups, lr=lr, **kwargs)
         return torch.optim.Adam(groups, lr=lr, **kwargs)
+
+    def curvatures(
+        self,
+        x: Tensor,
+        outputs: Tensor,
+        z: Tensor,
+        optimizer: torch.optim.Optimizer,
+        vectors: list[Tensor] | None,
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Per-trial Gauss-Newton curvature of every layer in the metric of ``optimizer``'s
+        rates (:func:`ivi_rl.stability.layer_curvatures`): inputs x [S, N, d], pulled arms
+        [S, N], K weight draws z [S, K, R], warm-start vectors of the previous call (None at
+        first). Returns kappa [S, L] and the vectors for the next call."""
+        template = self._curvature_template
+        template.rates = ivi_rl.stability.layer_rates(self.first, optimizer.param_groups)
+        if vectors is None:
+            starts = ivi_rl.stability.initial_vectors(self.first, x.dtype)
+            vectors = [v.to(x.device).expand(x.shape[0], *v.shape) for v in starts]
+            template.iterations = POWER_ITERATIONS
+        else:
+            template.iterations = WARM_ITERATIONS
+        kappa, found = self._curvature(self.params, x, outputs, z, tuple(vectors))
+        return kappa, list(found)
 
     def anchor_step(self, optimizer: torch.optim.Optimizer, strength: Tensor) -> None:
         """After ``optimizer.step()``: each trial's exact proximal step towards its prior

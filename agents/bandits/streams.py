@@ -16,7 +16,15 @@ import torch
 
 __all__ = ["BlockedNormal", "TrialStreams", "derive_seed"]
 
-_PURPOSES = {"init": 0, "act": 1, "train": 2, "data": 3, "diagnostics": 4, "codes": 5}
+_PURPOSES = {
+    "init": 0,
+    "act": 1,
+    "train": 2,
+    "data": 3,
+    "diagnostics": 4,
+    "codes": 5,
+    "stability": 6,
+}
 
 
 def derive_seed(seed: int, purpose: str) -> int:

@@ -9,6 +9,7 @@ tasks) and a report (summary tables, plots, TensorBoard mean runs) is written.
 
 from .bandit import run_bandit
 from .configs import ConfigError
+from .pipeline import DivergedTrials
 from .rl import run_rl
 
-__all__ = ["ConfigError", "run_bandit", "run_rl"]
+__all__ = ["ConfigError", "DivergedTrials", "run_bandit", "run_rl"]

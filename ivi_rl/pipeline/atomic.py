@@ -17,7 +17,6 @@ __all__ = [
     "fingerprint_of",
     "npz_bytes",
     "read_existing_npz",
-    "stored_fingerprint_matches",
     "write_bytes",
     "write_npz",
     "write_text",
@@ -31,16 +30,6 @@ def fingerprint_of(*parts: object) -> str:
     """A hash of everything that determines a stored result (JSON of ``parts``)."""
     key = json.dumps(list(parts), sort_keys=True, default=str)
     return hashlib.sha1(key.encode()).hexdigest()
-
-
-def stored_fingerprint_matches(path: Path, fingerprint: str) -> bool:
-    """Whether the result file ``path`` exists, reads, and was made with ``fingerprint``
-    (an unreadable or half-written file does not match: it is redone)."""
-    try:
-        with np.load(path) as z:
-            return str(z["fingerprint"]) == fingerprint
-    except (OSError, ValueError, KeyError, EOFError):
-        return False
 
 
 def write_bytes(path: Path, data: bytes) -> None:

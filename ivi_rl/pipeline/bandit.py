@@ -26,13 +26,16 @@ def run_bandit(
     address: str | None = None,
     sets: list[str] | None = None,
     quiet: bool = False,
+    fail_fast: bool = False,
 ) -> list[dict]:
     """Validate, run what is not finished yet, and write the report; returns the summary rows.
 
     Rerunning into the same ``out`` skips finished runs (resume). ``executor`` (in_process,
     local, ray) and ``address`` (a Ray cluster's) override the config's; ``sets`` are
     ``KEY=VALUE`` overrides of any config key (:func:`ivi_rl.pipeline.configs.apply_sets`).
-    ``quiet`` (or the ``CI`` environment variable) silences the progress bar.
+    ``quiet`` (or the ``CI`` environment variable) silences the progress bar. A trial whose
+    training stops is recorded and reported, and :class:`~ivi_rl.pipeline.DivergedTrials`
+    (with the rows) is raised after the report is written; ``fail_fast`` stops at the first.
     """
     if not isinstance(config, BanditConfig):
         config = load_config(
@@ -48,4 +51,4 @@ def run_bandit(
             executor_address=address,
             sets=sets,
         )
-    return run_pipeline(BanditRunner, config, quiet)
+    return run_pipeline(BanditRunner, config, quiet, fail_fast=fail_fast)

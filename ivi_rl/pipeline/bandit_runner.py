@@ -15,6 +15,7 @@ Output directory:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,12 +24,21 @@ import numpy as np
 import torch
 
 from ivi_rl import envs
-from ivi_rl.agents.bandits import make_agent, play
+from ivi_rl.agents.bandits import TrialsDiverged, make_agent, play
 
-from .atomic import fingerprint_of, npz_bytes, stored_fingerprint_matches
+from .atomic import fingerprint_of, npz_bytes
 from .bandit_config import AgentSpec, BanditConfig, DatasetSpec
 from .pipeline import tensorboard_command
-from .store import TaskOutput, folder_files, in_scratch, run_paths
+from .store import (
+    CappedProgress,
+    Divergence,
+    TaskOutput,
+    diverged_record,
+    folder_files,
+    in_scratch,
+    is_finished,
+    run_paths,
+)
 
 __all__ = ["TAGS", "BanditRunner", "Task", "execute", "plan"]
 
@@ -70,17 +80,19 @@ def fingerprint(
     )
 
 
-def is_finished(
+def is_done(
     out: Path, dataset: DatasetSpec, agent: AgentSpec, horizon: int, seed: int, log_points: int
 ) -> bool:
-    return stored_fingerprint_matches(
+    """Whether the trial has a finished result for these settings (a diverged one is retried)."""
+    return is_finished(
         result_path(out, dataset.label, agent.label, seed),
         fingerprint(dataset, agent, horizon, seed, log_points),
     )
 
 
 def plan(config: BanditConfig) -> list[Task]:
-    """The tasks still to run (finished runs with a matching fingerprint are skipped)."""
+    """The tasks still to run (finished runs with a matching fingerprint are skipped; diverged
+    ones are run again)."""
     tasks = []
     for ds in config.datasets:
         problem = envs.make_problem(ds.name, data_dir=config.data_dir, **ds.settings)
@@ -89,7 +101,7 @@ def plan(config: BanditConfig) -> list[Task]:
             todo = tuple(
                 s
                 for s in config.seeds
-                if not is_finished(config.out, ds, ag, horizon, s, config.log_points)
+                if not is_done(config.out, ds, ag, horizon, s, config.log_points)
             )
             groups = [todo] if config.vectorize else [(s,) for s in todo]
             for seeds in groups:
@@ -114,17 +126,59 @@ def log_steps(horizon: int, points: int) -> np.ndarray:
 
 def execute(task: Task, progress: Callable[[int], None] = lambda n: None) -> TaskOutput:
     """Run one task, S trials of one agent on one dataset as one batch; returns the trials'
-    TensorBoard runs and result files for the driver to store. A diverged run's error names
-    the dataset and the agent (the agent's own message names the step and the trials)."""
+    TensorBoard runs and result files for the driver to store.
+
+    A trial whose training stops (:class:`~ivi_rl.agents.bandits.TrialsDiverged`) is
+    recorded with its step and error (a diverged record and its TensorBoard run up to that
+    step, with the error as text), and the task runs again without it: trials of a batch
+    are independent, so the others' results are those of an uninterrupted run."""
     return in_scratch(_execute, task, progress, f"{task.dataset.label}/{task.agent.label}")
 
 
 def _execute(task: Task, progress: Callable[[int], None], scratch: Path) -> TaskOutput:
+    counter = CappedProgress(progress, len(task.seeds) * task.horizon)
+    seeds, files, diverged = list(task.seeds), {}, []
+    for attempt in itertools.count():
+        folder = scratch / f"attempt_{attempt}"
+        try:
+            output = _run_trials(task, tuple(seeds), counter, folder) if seeds else None
+            break
+        except TrialsDiverged as err:
+            for seed in err.seeds:
+                found = Divergence(task.dataset.label, task.agent.label, seed, err.step, err.reason)
+                files.update(_diverged_files(task, found, folder))
+                diverged.append(found)
+            seeds = [s for s in seeds if s not in err.seeds]
+    counter.finish()
+    clear = tuple(run_paths(task.dataset.label, task.agent.label, s)[0] for s in task.seeds)
+    finished = {} if output is None else output
+    # a redone trial's old events go; the result files, the resume keys, are written last
+    ordered = sorted({**finished, **files}.items(), key=lambda item: item[0].startswith("results/"))
+    return TaskOutput(dict(ordered), clear=clear, diverged=tuple(diverged))
+
+
+def _diverged_files(task: Task, divergence: Divergence, attempt: Path) -> dict[str, bytes]:
+    """A diverged trial's TensorBoard run (its curves up to the step that failed, and the
+    error as text) and its diverged record."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    tb, result = run_paths(task.dataset.label, task.agent.label, divergence.seed)
+    with SummaryWriter(str(attempt / tb)) as writer:
+        writer.add_text("diverged", f"diverged at step {divergence.step}: {divergence.message}")
+    key = fingerprint(task.dataset, task.agent, task.horizon, divergence.seed, task.log_points)
+    return {**folder_files(attempt / tb, tb), result: diverged_record(key, divergence)}
+
+
+def _run_trials(
+    task: Task, seeds: tuple[int, ...], progress: CappedProgress, scratch: Path
+) -> dict[str, bytes]:
+    """The files of trials ``seeds`` run as one batch, or ``TrialsDiverged`` (its writers
+    closed, so the failed attempt's events are on disk)."""
     from torch.utils.tensorboard import SummaryWriter
 
     start = time.perf_counter()
     problem = envs.make_problem(task.dataset.name, data_dir=task.data_dir, **task.dataset.settings)
-    trials = [problem.sample_trial(task.horizon, seed=s) for s in task.seeds]
+    trials = [problem.sample_trial(task.horizon, seed=s) for s in seeds]
     device = torch.device(task.device)
     contexts = torch.tensor(np.stack([t.contexts for t in trials]), device=device)
     rewards = torch.tensor(np.stack([t.rewards for t in trials]), device=device)
@@ -132,25 +186,28 @@ def _execute(task: Task, progress: Callable[[int], None], scratch: Path) -> Task
         task.agent.name,
         problem.num_actions,
         problem.context_dim,
-        task.seeds,
+        seeds,
         task.horizon,
         device=device,
         **task.agent.settings,
     )
-    paths = [run_paths(task.dataset.label, task.agent.label, s) for s in task.seeds]
+    paths = [run_paths(task.dataset.label, task.agent.label, s) for s in seeds]
     writers = [SummaryWriter(str(scratch / tb)) for tb, _ in paths]
     log = _Logger(trials, agent, writers)
 
     def on_mark(t: int, actions: torch.Tensor) -> None:
         done = log.flush(actions, t, contexts[:, t - 1])  # copies actions back in blocks
-        progress(done * len(task.seeds))
+        progress(done * len(seeds))
 
     marks = log_steps(task.horizon, task.log_points).tolist()
-    play(agent, contexts, rewards, marks=marks, on_mark=on_mark)
-    wall = (time.perf_counter() - start) / len(task.seeds)
+    try:
+        play(agent, contexts, rewards, marks=marks, on_mark=on_mark)
+    finally:
+        for writer in writers:
+            writer.close()
+    wall = (time.perf_counter() - start) / len(seeds)
     files, results = {}, {}
-    for i, (seed, (tb, result)) in enumerate(zip(task.seeds, paths, strict=True)):
-        writers[i].close()
+    for i, (seed, (tb, result)) in enumerate(zip(seeds, paths, strict=True)):
         files.update(folder_files(scratch / tb, tb))
         results[result] = npz_bytes(
             fingerprint=np.array(
@@ -162,8 +219,7 @@ def _execute(task: Task, progress: Callable[[int], None], scratch: Path) -> Task
             optimal_fraction=np.array(log.optimal[i]),
             wall_s=np.array(wall),
         )
-    # a redone trial's old events go; the result files, the resume keys, are written last
-    return TaskOutput({**files, **results}, clear=tuple(tb for tb, _ in paths))
+    return {**files, **results}
 
 
 class _Logger:

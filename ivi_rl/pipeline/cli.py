@@ -3,10 +3,10 @@
     ivi-rl bandit CONFIG [--out DIR] [--seeds N] [--horizon N] [--device cpu|cuda]
                          [--data-dir DIR] [--workers N] [--no-vectorize] [--quiet]
                          [--executor in_process|local|ray] [--address HOST:PORT]
-                         [--set KEY=VALUE ...]
+                         [--set KEY=VALUE ...] [--fail-fast]
     ivi-rl rl CONFIG [--out DIR] [--seeds N] [--device cpu|cuda] [--workers N] [--quiet]
                      [--executor in_process|local|ray] [--address HOST:PORT]
-                     [--set KEY=VALUE ...]
+                     [--set KEY=VALUE ...] [--fail-fast]
     ivi-rl demo [--out DIR] [--no-plot]
 
 A config that cannot run (unknown agent or dataset, bad setting, missing data file) is
@@ -22,8 +22,9 @@ from ivi_rl import demo as ivi_regression
 
 
 def _reporting_config_errors(prog: str, run) -> int:
-    """Run; a config that cannot run is one line on stderr and exit status 2, a run whose
-    numbers stopped being finite one line and exit status 1, Ctrl-C one line and 130."""
+    """Run; a config that cannot run is one line on stderr and exit status 2, a run with
+    diverged trials (reported, the rest finished) or stopped by one (``--fail-fast``) one line
+    and exit status 1, Ctrl-C one line and 130."""
     from ivi_rl.pipeline.configs import ConfigError
 
     try:
@@ -65,9 +66,25 @@ def _add_run_arguments(p: argparse.ArgumentParser, example: str) -> None:
         "agents.ivi_ts.lr=0.05 (VALUE as in TOML; repeatable)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="stop at the first trial whose training diverges (default: record it, run the "
+        "rest, report it and exit with status 1)",
+    )
 
 
-COMMON = ("out", "seeds", "device", "workers", "executor", "address", "sets", "quiet")
+COMMON = (
+    "out",
+    "seeds",
+    "device",
+    "workers",
+    "executor",
+    "address",
+    "sets",
+    "quiet",
+    "fail_fast",
+)
 """The arguments both runners take (:func:`_add_run_arguments`), by keyword."""
 
 

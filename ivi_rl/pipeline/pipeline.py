@@ -8,6 +8,11 @@ them, so finished tasks are skipped), how one task runs (a module-level function
 tasks on the config's executor, each result stored by this process as it arrives, a progress
 bar over all steps, the report, a warning naming run folders the config no longer has, and a
 closing line.
+
+A trial whose training stopped is a result, not a crash: the other tasks run to the end, the
+report shows it, and :class:`DivergedTrials` is raised after everything is written (the
+command line's exit status 1, naming the trials). ``fail_fast`` stops the run at the first
+one instead.
 """
 
 from __future__ import annotations
@@ -22,9 +27,35 @@ from tqdm.auto import tqdm
 
 from .executors import Executor, ExecutorSpec, make_executor
 from .lock import output_lock
-from .store import TaskOutput, store
+from .store import Divergence, TaskOutput, store
 
-__all__ = ["Runner", "is_silent", "run_pipeline", "stale_runs", "tensorboard_command"]
+__all__ = [
+    "DivergedTrials",
+    "Runner",
+    "is_silent",
+    "run_pipeline",
+    "stale_runs",
+    "tensorboard_command",
+]
+
+
+class DivergedTrials(FloatingPointError):
+    """Some trials' training stopped; everything else ran and the report is written.
+
+    Attributes:
+        divergences: the diverged trials (group, agent, seed, step, message).
+        rows: the report's summary rows, as :func:`run_pipeline` returns them otherwise."""
+
+    def __init__(self, divergences: list[Divergence], rows: list[dict], out: Path) -> None:
+        cells: dict[tuple[str, str], list[int]] = {}
+        for d in divergences:
+            cells.setdefault((d.group, d.agent), []).append(d.seed)
+        named = "; ".join(f"{g}/{a} seed(s) {sorted(s)}" for (g, a), s in cells.items())
+        super().__init__(
+            f"{len(divergences)} trial(s) diverged: {named}; {out}/summary.md lists their "
+            "errors and leaves them out of the means; the same command runs them again"
+        )
+        self.divergences, self.rows = divergences, rows
 
 
 class Runner(Protocol):
@@ -45,20 +76,34 @@ class Runner(Protocol):
 
 
 def run_pipeline(
-    runner: Runner, config: Any, quiet: bool = False, executor: Executor | None = None
+    runner: Runner,
+    config: Any,
+    quiet: bool = False,
+    executor: Executor | None = None,
+    fail_fast: bool = False,
 ) -> list[dict]:
     """Run ``config``'s unfinished tasks on ``executor`` (default: the one ``config.executor``
-    names), store their outputs under ``config.out`` and write the report; returns its rows."""
+    names), store their outputs under ``config.out`` and write the report; returns its rows,
+    or raises :class:`DivergedTrials` after writing it when a trial diverged. ``fail_fast``:
+    the first diverged trial stops the run (``FloatingPointError`` naming it)."""
     spec: ExecutorSpec = config.executor
     executor = executor or make_executor(spec)
     silent = is_silent(quiet)
+    diverged: list[Divergence] = []
+
+    def on_done(_, output: TaskOutput) -> None:
+        store(config.out, output)
+        diverged.extend(output.diverged)
+        if fail_fast and output.diverged:
+            raise FloatingPointError(str(output.diverged[0]))
+
     with output_lock(config.out):
         tasks = runner.plan(config)
         total = sum(runner.steps(t) for t in tasks)
         with tqdm(
             total=total, unit="step", desc=runner.name, disable=silent, smoothing=0.05
         ) as bar:
-            executor.run(runner.run_task, tasks, lambda _, out: store(config.out, out), bar.update)
+            executor.run(runner.run_task, tasks, on_done, bar.update)
         rows = runner.report(config)
         stale = stale_runs(config.out, *runner.labels(config))
     if stale:  # a warning, shown in quiet mode too
@@ -71,6 +116,8 @@ def run_pipeline(
         )
     if not silent:
         print(runner.closing(config))
+    if diverged:
+        raise DivergedTrials(diverged, rows, config.out)
     return rows
 
 

@@ -23,6 +23,7 @@ def run_rl(
     address: str | None = None,
     sets: list[str] | None = None,
     quiet: bool = False,
+    fail_fast: bool = False,
 ) -> list[dict]:
     """Validate, run unfinished (env, agent, seed) runs and write the report; returns the
     summary rows. ``executor`` (in_process, local, ray) and ``address`` (a Ray cluster's)
@@ -39,4 +40,4 @@ def run_rl(
             executor_address=address,
             sets=sets,
         )
-    return run_pipeline(RLRunner, config, quiet)
+    return run_pipeline(RLRunner, config, quiet, fail_fast=fail_fast)

@@ -1,5 +1,9 @@
 """Aggregate finished RL runs: summary.csv / summary.md (episodes to solve, bsuite score,
-final and greedy returns, cost per step) and solve.png. Rebuilt from the result files."""
+final and greedy returns, cost per step) and solve.png. Rebuilt from the result files.
+
+A diverged run (:mod:`ivi_rl.pipeline.store`) is left out of every mean, counted in the
+``diverged`` column, listed with its step and error in summary.md, named in the TensorBoard
+mean run's note, and counts as not solved in the Deep Sea columns and the bsuite score."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from ivi_rl import envs
 
 from .atomic import write_bytes, write_text
 from .rl_config import RLConfig, agent_on, known_optimal_return, make_env
-from .store import figure_bytes, load_runs
+from .store import figure_bytes, load_runs, split_diverged
 from .tb_compare import MeanRun, layout, write_mean_run
 
 __all__ = ["report"]
@@ -26,34 +30,35 @@ def _rows(config: RLConfig, runs) -> list[dict]:
     rows = []
     for e in config.envs:
         for a in config.agents:
-            found = runs[e.label, a.label]
-            if not found:
-                continue
-            solved = [int(r["solved"]) for r in found if int(r["solved"]) > 0]
-            size = int(found[0]["size"])
-            rows.append(
-                {
-                    "env": e.label,
-                    "agent": a.label,
-                    "size": "" if size < 0 else size,
-                    "seeds": len(found),
-                    "solved": f"{len(solved)}/{len(found)}" if size > 0 else "",
-                    "good_episodes": float(np.mean([(~r["bad"]).sum() for r in found]))
-                    if size > 0
-                    else "",
-                    "episodes_to_solve": float(np.median(solved)) if solved else "",
-                    "final_return": float(
-                        np.mean([r["returns"][-100:].mean() for r in found if r["returns"].size])
-                    ),
-                    "eval_return": _mean_eval(found),
-                    "best_eval_return": _mean_eval(found, best=True),
-                    "steps": int(np.mean([r["steps"] for r in found])),
-                    "us_per_step": float(
-                        1e6 * np.mean([r["wall_s"] / max(int(r["steps"]), 1) for r in found])
-                    ),
-                }
-            )
+            if runs[e.label, a.label]:
+                rows.append(_row(e.label, a.label, *split_diverged(runs[e.label, a.label])))
     return rows
+
+
+def _row(env: str, agent: str, found: list[dict], diverged: list[dict]) -> dict:
+    size = int((found or diverged)[0]["size"])
+    solved = [int(r["solved"]) for r in found if int(r["solved"]) > 0]
+    runs = len(found) + len(diverged)  # a diverged run solved nothing
+    returns = [r["returns"][-100:].mean() for r in found if r["returns"].size]
+    return {
+        "env": env,
+        "agent": agent,
+        "size": "" if size < 0 else size,
+        "seeds": len(found),
+        "diverged": len(diverged),
+        "solved": f"{len(solved)}/{runs}" if size > 0 else "",
+        "good_episodes": float(np.mean([(~r["bad"]).sum() for r in found]))
+        if size > 0 and found
+        else "",
+        "episodes_to_solve": float(np.median(solved)) if solved else "",
+        "final_return": float(np.mean(returns)) if returns else "",
+        "eval_return": _mean_eval(found),
+        "best_eval_return": _mean_eval(found, best=True),
+        "steps": int(np.mean([r["steps"] for r in found])) if found else "",
+        "us_per_step": float(1e6 * np.mean([r["wall_s"] / max(int(r["steps"]), 1) for r in found]))
+        if found
+        else "",
+    }
 
 
 def _mean_eval(found: list[dict], best: bool = False) -> float | str:
@@ -72,9 +77,9 @@ def _scores(config: RLConfig, runs) -> dict[str, float]:
         per_seed = []
         for seed in config.seeds:
             sizes = {
-                int(r["size"]): int(r["solved"]) if int(r["solved"]) > 0 else None
+                int(r["size"]): int(r["solved"]) if int(r.get("solved", -1)) > 0 else None
                 for e in config.envs
-                for r in runs[e.label, a.label]
+                for r in runs[e.label, a.label]  # a diverged record has no solve: None
                 if int(r["seed"]) == seed and int(r["size"]) > 0
             }
             if sizes:
@@ -103,7 +108,8 @@ def _write_mean_runs(config: RLConfig, runs, rows: list[dict]) -> None:
             charts.append((f"{e.label} cumulative regret", e.label, "cumulative_regret"))
     custom = layout("by episode, mean ± s.e. over seeds, one line per agent", charts)
     envs_by_label = {e.label: e for e in config.envs}
-    for (env_label, agent_label), found in runs.items():
+    for (env_label, agent_label), records in runs.items():
+        found, diverged = split_diverged(records)
         n = min((r["returns"].size for r in found), default=0)
         if n == 0:
             continue
@@ -124,6 +130,7 @@ def _write_mean_runs(config: RLConfig, runs, rows: list[dict]) -> None:
             banded,
             params,
             _metrics(by_key[env_label, agent_label]),
+            _left_out(len(found), diverged),
         )
         write_mean_run(config.out / "tb" / env_label / agent_label / "mean", run, custom)
         custom = None  # the layout is read from any run; written once
@@ -144,10 +151,10 @@ def _moving_mean(curves: np.ndarray, window: int) -> np.ndarray:
 
 def _metrics(row: dict) -> dict[str, float]:
     """The summary row's final numbers that exist, for the HParams table."""
-    metrics = {"final/return": row["final_return"], "final/us_per_step": row["us_per_step"]}
-    for key in ("eval_return", "episodes_to_solve", "good_episodes"):
+    metrics = {"final/diverged_seeds": float(row["diverged"])}
+    for key in ("final_return", "us_per_step", "eval_return", "episodes_to_solve", "good_episodes"):
         if row[key] != "":
-            metrics[f"final/{key}"] = float(row[key])
+            metrics[f"final/{key.removeprefix('final_')}"] = float(row[key])
     if row["solved"]:
         solved, seeds = row["solved"].split("/")
         metrics["final/solved_fraction"] = int(solved) / int(seeds)
@@ -163,6 +170,7 @@ def report(config: RLConfig) -> list[dict]:
         "agent",
         "size",
         "seeds",
+        "diverged",
         "solved",
         "episodes_to_solve",
         "good_episodes",
@@ -186,10 +194,46 @@ def report(config: RLConfig) -> list[dict]:
         md += ["", "| agent | bsuite Deep Sea score |", "|---|---|"] + [
             f"| {a} | {s:.2f} |" for a, s in scores.items()
         ]
+    md += _diverged_lines(config, runs)
     write_text(config.out / "summary.md", "\n".join(md) + "\n")
     if any(r["size"] != "" for r in rows):
         _plot_solve(config, rows)
     return rows
+
+
+def _left_out(finished: int, diverged: list[dict]) -> str:
+    """The mean run's note on the seeds it leaves out ('' when none diverged)."""
+    if not diverged:
+        return ""
+    seeds = ", ".join(str(int(r["seed"])) for r in diverged)
+    return (
+        f"{len(diverged)} of {finished + len(diverged)} seeds diverged and are left out of "
+        f"this mean (seeds {seeds}); summary.md lists their errors"
+    )
+
+
+def _diverged_lines(config: RLConfig, runs) -> list[str]:
+    """summary.md's list of diverged runs (none: no lines)."""
+    found = [
+        (e.label, a.label, r)
+        for e in config.envs
+        for a in config.agents
+        for r in split_diverged(runs[e.label, a.label])[1]
+    ]
+    if not found:
+        return []
+    lines = [
+        "",
+        f"## Diverged runs ({len(found)})",
+        "",
+        "Left out of the means above (and not solved); the same command runs them again.",
+        "",
+        "| env | agent | seed | step | error |",
+        "|---|---|---|---|---|",
+    ]
+    for env, agent, r in found:
+        lines.append(f"| {env} | {agent} | {int(r['seed'])} | {int(r['step'])} | {r['message']} |")
+    return lines
 
 
 def _plot_solve(config: RLConfig, rows: list[dict]) -> None:

@@ -24,14 +24,18 @@ from stable_baselines3.common.logger import configure
 
 from ivi_rl import envs
 
-from .atomic import (
-    fingerprint_of,
-    npz_bytes,
-    stored_fingerprint_matches,
-)
+from .atomic import fingerprint_of, npz_bytes
 from .pipeline import tensorboard_command
 from .rl_config import RLConfig, RLTask, agent_on, build_agent, known_optimal_return, make_env
-from .store import TaskOutput, folder_files, in_scratch, run_paths
+from .store import (
+    Divergence,
+    TaskOutput,
+    diverged_record,
+    folder_files,
+    in_scratch,
+    is_finished,
+    run_paths,
+)
 
 __all__ = ["EpisodeLogger", "GreedyEvaluation", "RLRunner", "execute_rl"]
 
@@ -58,7 +62,7 @@ def _fingerprint(task: RLTask) -> str:
 
 
 def _finished(task: RLTask) -> bool:
-    return stored_fingerprint_matches(result_file(task), _fingerprint(task))
+    return is_finished(result_file(task), _fingerprint(task))
 
 
 class EpisodeLogger(BaseCallback):
@@ -152,7 +156,9 @@ class GreedyEvaluation(BaseCallback):
 
 def execute_rl(task: RLTask, progress: Callable[[int], None] = lambda n: None) -> TaskOutput:
     """Run one (env, agent, seed); returns its TensorBoard run and result file for the driver
-    to store. A diverged run's error names the env, the agent and the seed."""
+    to store. A run whose training stops (a non-finite loss, or one above the agent's
+    ``max_loss``) returns a diverged record and its TensorBoard run up to that step, with the
+    error as text."""
     where = f"{task.env.label}/{task.agent.label}, seed {task.seed}"
     return in_scratch(_execute, task, progress, where)
 
@@ -171,11 +177,17 @@ def _execute(task: RLTask, progress: Callable[[int], None], scratch: Path) -> Ta
     callback = EpisodeLogger(optimal, stop, progress, rule)
     evaluation = GreedyEvaluation(task)
     start = time.perf_counter()
-    model.learn(
-        total_timesteps=budget,
-        callback=CallbackList([callback, evaluation]),
-        log_interval=10_000_000,
-    )
+    try:
+        model.learn(
+            total_timesteps=budget,
+            callback=CallbackList([callback, evaluation]),
+            log_interval=10_000_000,
+        )
+    except FloatingPointError as err:
+        found = Divergence(
+            task.env.label, task.agent.label, task.seed, model.num_timesteps, str(err)
+        )
+        return _diverged(task, found, model, scratch, size)
     # wall time of learning only (per-step cost comparable across agents)
     wall_s = time.perf_counter() - start - evaluation.seconds
     evaluation.evaluate()  # the final policy, unless the last periodic evaluation was it
@@ -200,6 +212,24 @@ def _execute(task: RLTask, progress: Callable[[int], None], scratch: Path) -> Ta
     # a redone run's old events go; the result file, the resume key, is written last
     files = {**folder_files(scratch / tb, tb), result: npz_bytes(**arrays)}
     return TaskOutput(files, clear=(tb,))
+
+
+def _diverged(
+    task: RLTask, divergence: Divergence, model, scratch: Path, size: int | None
+) -> TaskOutput:
+    """A diverged run's output: its TensorBoard run so far, the error as text, its record."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    tb, result = run_paths(task.env.label, task.agent.label, task.seed)
+    model.logger.dump(model.num_timesteps)
+    model.logger.close()
+    with SummaryWriter(str(scratch / tb)) as writer:
+        writer.add_text("diverged", f"diverged at step {divergence.step}: {divergence.message}")
+    record = diverged_record(
+        _fingerprint(task), divergence, size=np.array(-1 if size is None else size)
+    )
+    files = {**folder_files(scratch / tb, tb), result: record}
+    return TaskOutput(files, clear=(tb,), diverged=(divergence,))
 
 
 class RLRunner:

@@ -5,6 +5,11 @@ its files as bytes, by path relative to the output folder. The driver alone writ
 (:func:`store`), atomically, result files last: a result file is the resume key, so a run
 whose result exists has all its files. Both runners lay out a run the same way
 (:func:`run_paths`).
+
+A trial whose training stopped (a non-finite loss, or one above an agent's ``max_loss``) is
+a result too: its result file is a *diverged record* (:func:`diverged_record`: the error,
+the step, the seed) instead of curves. Reports show it, and a rerun retries it
+(:func:`is_finished` is false for it).
 """
 
 from __future__ import annotations
@@ -17,26 +22,101 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .atomic import read_existing_npz, write_bytes
+import numpy as np
+
+from .atomic import npz_bytes, read_existing_npz, write_bytes
 
 __all__ = [
+    "CappedProgress",
+    "Divergence",
     "TaskOutput",
+    "diverged_record",
     "figure_bytes",
     "folder_files",
     "in_scratch",
+    "is_diverged",
+    "is_finished",
     "load_runs",
     "run_paths",
+    "split_diverged",
     "store",
 ]
 
 
 @dataclasses.dataclass(frozen=True)
+class Divergence:
+    """A trial whose training stopped: where (group, agent, seed), when (step) and why."""
+
+    group: str
+    agent: str
+    seed: int
+    step: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.group}/{self.agent} seed {self.seed}: {self.message}"
+
+
+@dataclasses.dataclass(frozen=True)
 class TaskOutput:
     """``files``: relative path -> content, written in order (result files last);
-    ``clear``: relative folders removed first (a redone run's old TensorBoard events)."""
+    ``clear``: relative folders removed first (a redone run's old TensorBoard events);
+    ``diverged``: the task's trials whose training stopped (their records are in ``files``)."""
 
     files: dict[str, bytes]
     clear: tuple[str, ...] = ()
+    diverged: tuple[Divergence, ...] = ()
+
+
+class CappedProgress:
+    """Forwards a task's step counts to ``progress`` up to the task's ``total``; a task that
+    runs some steps again (after a trial diverged) never counts past it, and :meth:`finish`
+    reports what is left."""
+
+    def __init__(self, progress: Callable[[int], None], total: int) -> None:
+        self.progress, self.left = progress, total
+
+    def __call__(self, steps: int) -> None:
+        steps = min(steps, self.left)
+        if steps > 0:
+            self.left -= steps
+            self.progress(steps)
+
+    def finish(self) -> None:
+        self(self.left)
+
+
+def diverged_record(fingerprint: str, divergence: Divergence, **extra: np.ndarray) -> bytes:
+    """The result file of a diverged trial: its fingerprint, seed, step and message (and
+    ``extra`` arrays a report needs, e.g. an RL run's env size)."""
+    return npz_bytes(
+        fingerprint=np.array(fingerprint),
+        diverged=np.array(True),
+        seed=np.array(divergence.seed),
+        step=np.array(divergence.step),
+        message=np.array(divergence.message),
+        **extra,
+    )
+
+
+def is_diverged(record: dict[str, np.ndarray]) -> bool:
+    """Whether a stored result is a diverged record."""
+    return bool(record.get("diverged", False))
+
+
+def split_diverged(records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(finished records, diverged records), each in the order given."""
+    return [r for r in records if not is_diverged(r)], [r for r in records if is_diverged(r)]
+
+
+def is_finished(path: Path, fingerprint: str) -> bool:
+    """Whether ``path`` holds a finished result made with ``fingerprint`` (a missing,
+    unreadable, half-written or stale file, or a diverged record, is not: it is run again)."""
+    try:
+        with np.load(path) as z:
+            return str(z["fingerprint"]) == fingerprint and "diverged" not in z.files
+    except (OSError, ValueError, KeyError, EOFError):
+        return False
 
 
 def in_scratch(
@@ -65,7 +145,8 @@ def run_paths(group: str, agent: str, seed: int) -> tuple[str, str]:
 def load_runs(
     out: Path, groups: list[str], agents: list[str], seeds: list[int]
 ) -> dict[tuple[str, str], list[dict]]:
-    """The stored results of every (group, agent): the arrays of each finished seed, in order."""
+    """The stored results of every (group, agent): the arrays of each seed that has a result
+    file (finished or diverged: :func:`split_diverged`), in seed order."""
     return {
         (g, a): read_existing_npz(Path(out) / run_paths(g, a, s)[1] for s in seeds)
         for g in groups

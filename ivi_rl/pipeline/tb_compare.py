@@ -50,7 +50,8 @@ def mean_and_se(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @dataclasses.dataclass(frozen=True)
 class MeanRun:
     """What one mean run holds: ``steps``; per tag the seeds' curves (seeds x steps), of which
-    the ``banded`` quantities also go to the comparison chart of ``group``; hparams."""
+    the ``banded`` quantities also go to the comparison chart of ``group``; hparams; a note
+    shown as text."""
 
     group: str
     steps: np.ndarray
@@ -58,6 +59,8 @@ class MeanRun:
     banded: Mapping[str, str]
     params: dict
     metrics: dict[str, float]
+    note: str = ""
+    """Text shown with the run (e.g. which seeds diverged and are left out of the mean)."""
 
 
 def write_mean_run(path: Path, run: MeanRun, custom_layout: dict | None = None) -> None:
@@ -86,5 +89,7 @@ def write_mean_run(path: Path, run: MeanRun, custom_layout: dict | None = None) 
             writer.file_writer.add_summary(summary)
         for tag, value in run.metrics.items():
             writer.add_scalar(tag, value, 0)
+        if run.note:
+            writer.add_text("left_out", run.note)
         if custom_layout is not None:
             writer.add_custom_scalars(custom_layout)
