@@ -8,7 +8,7 @@ tasks) and a report (summary tables, plots, TensorBoard mean runs) is written.
 """
 
 from .bandit import run_bandit
-from .configs import ConfigError
+from .errors import ConfigError
 from .pipeline import DivergedTrials
 from .rl import run_rl
 

@@ -25,7 +25,7 @@ def _reporting_config_errors(prog: str, run) -> int:
     """Run; a config that cannot run is one line on stderr and exit status 2, a run with
     diverged trials (reported, the rest finished) or stopped by one (``--fail-fast``) one line
     and exit status 1, Ctrl-C one line and 130."""
-    from ivi_rl.pipeline.configs import ConfigError
+    from ivi_rl.pipeline.errors import ConfigError
 
     try:
         run()

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .errors import ConfigError
 from .executors import ExecutorKind, ExecutorSpec
 
 __all__ = [
@@ -31,10 +32,6 @@ __all__ = [
     "typed",
     "with_defaults",
 ]
-
-
-class ConfigError(ValueError):
-    """A config that cannot run; the message names the file, the place and the fix."""
 
 
 Config = TypeVar("Config")
@@ -349,12 +346,6 @@ def executor_spec(raw: dict[str, Any]) -> ExecutorSpec:
     retries = table.get("max_retries", 3)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ConfigError(f"executor.max_retries={retries!r} must be an int >= 0")
-    if kind == ExecutorKind.RAY:
-        from .ray_executor import check_reachable, require_ray
-
-        require_ray()
-        if address is not None:
-            check_reachable(address)
     return ExecutorSpec(
         kind=ExecutorKind(kind),
         workers=positive(raw.get("workers"), "workers"),

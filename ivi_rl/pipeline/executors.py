@@ -34,7 +34,6 @@ __all__ = [
     "ExecutorSpec",
     "InProcess",
     "LocalPool",
-    "make_executor",
 ]
 
 TaskFn = Callable[[Any, Callable[[int], None]], Any]
@@ -66,6 +65,10 @@ class Executor(abc.ABC):
     """Runs tasks; see the module docstring for the contract."""
 
     threads: int = 1
+
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """What must hold before anything runs (e.g. a cluster that answers), checked by the
+        pipeline before it writes to the output folder; ``ConfigError`` if it does not."""
 
     @abc.abstractmethod
     def run(
@@ -157,16 +160,3 @@ def _drain(queue, progress: Callable[[int], None]) -> None:
             progress(queue.get_nowait())
         except Empty:
             return
-
-
-def make_executor(spec: ExecutorSpec) -> Executor:
-    """The executor a spec names (Ray is imported only when asked for)."""
-    if spec.kind == ExecutorKind.IN_PROCESS:
-        return InProcess()
-    if spec.kind == ExecutorKind.LOCAL:
-        return LocalPool(spec.workers)
-    from .ray_executor import RayExecutor
-
-    return RayExecutor(
-        spec.address, spec.cpus_per_task, spec.gpus_per_task, max_retries=spec.max_retries
-    )

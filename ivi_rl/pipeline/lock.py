@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .configs import ConfigError
+from .errors import ConfigError
 
 __all__ = ["output_lock", "writable_folder"]
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
-from .executors import Executor, ExecutorSpec, make_executor
+from .executors import Executor, ExecutorKind, ExecutorSpec, InProcess, LocalPool
 from .lock import output_lock
 from .store import Divergence, TaskOutput, store
 
@@ -33,6 +33,7 @@ __all__ = [
     "DivergedTrials",
     "Runner",
     "is_silent",
+    "make_executor",
     "run_pipeline",
     "stale_runs",
     "tensorboard_command",
@@ -88,6 +89,7 @@ def run_pipeline(
     the first diverged trial stops the run (``FloatingPointError`` naming it)."""
     spec: ExecutorSpec = config.executor
     executor = executor or make_executor(spec)
+    executor.check()
     silent = is_silent(quiet)
     diverged: list[Divergence] = []
 
@@ -119,6 +121,19 @@ def run_pipeline(
     if diverged:
         raise DivergedTrials(diverged, rows, config.out)
     return rows
+
+
+def make_executor(spec: ExecutorSpec) -> Executor:
+    """The executor a spec names (Ray is imported only when asked for)."""
+    if spec.kind == ExecutorKind.IN_PROCESS:
+        return InProcess()
+    if spec.kind == ExecutorKind.LOCAL:
+        return LocalPool(spec.workers)
+    from .ray_executor import RayExecutor
+
+    return RayExecutor(
+        spec.address, spec.cpus_per_task, spec.gpus_per_task, max_retries=spec.max_retries
+    )
 
 
 def stale_runs(out: Path, groups: list[str], agents: list[str]) -> list[str]:

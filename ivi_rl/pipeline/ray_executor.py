@@ -25,7 +25,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .configs import ConfigError
+from .errors import ConfigError
 from .executors import Executor, OnDone, TaskFn
 
 __all__ = ["RayExecutor", "check_reachable", "require_ray"]
@@ -69,6 +69,13 @@ class RayExecutor(Executor):
     ) -> None:
         self.address, self.max_retries = address, max_retries
         self.threads, self.gpus = cpus_per_task, gpus_per_task  # a CPU per torch thread
+
+    def check(self) -> None:
+        """Ray is installed and a ``host:port`` address answers (Ray itself would retry for
+        minutes)."""
+        require_ray()
+        if self.address is not None:
+            check_reachable(self.address)
 
     def run(
         self, fn: TaskFn, tasks: Sequence, on_done: OnDone, progress: Callable[[int], None]
