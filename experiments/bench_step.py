@@ -29,8 +29,9 @@ def make_step(
 ) -> Callable[[], None]:
     """One IVI training step on fixed synthetic data (masked MSE, one arm per row).
 
-    ``noise_aware``: the noise-aware step of ``ivi_rl.anchor`` (noise std 1 for every row):
-    per-row weights, draw-coupled target codes, and the proximal step to the prior draw."""
+    ``noise_aware``: the noise-aware step of ``ivi_rl.contrib.noise_aware`` (noise std 1
+    for every row): per-row weights, draw-coupled target codes, and the proximal step to the
+    prior draw."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, model.in_features, generator=gen)
     y = torch.randn(batch, model.out_features, generator=gen)
@@ -40,13 +41,13 @@ def make_step(
     extra, anchor, strength = {}, None, 0.0
     if noise_aware:
         std = torch.ones(batch)
-        weights, scale = ivi_rl.noise_weights(std)
-        codes = ivi_rl.perturbation_codes((batch,), model.noise_dim, generator=gen)
+        weights, scale = noise_aware.noise_weights(std)
+        codes = noise_aware.perturbation_codes((batch,), model.noise_dim, generator=gen)
         extra = {"weights": weights, "perturbation": codes, "target_std": std}
-        anchor, strength = ivi_rl.PriorAnchor(model), float(scale) / batch
+        anchor, strength = noise_aware.PriorAnchor(model), float(scale) / batch
 
     def step() -> None:
-        loss = ivi_rl.expected_loss(model, x, y, mask=mask, generator=gen, **extra)
+        loss = noise_aware.noise_aware_loss(model, x, y, mask=mask, generator=gen, **extra)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -23,6 +23,7 @@ import math
 import torch
 
 import ivi_rl
+from ivi_rl.contrib import noise_aware
 
 P, N, UNSEEN = 20, 12, 200
 F64 = torch.float64
@@ -40,14 +41,14 @@ def fit(x, y, sigma, anchor, perturb, seed, steps=3000, lr=0.05):
     model = ivi_rl.make_mlp(P, 1, hidden=(), stochastic="last", cov="full", bias=False, dtype=F64)
     model.reset_parameters(g)
     prior_mean = ivi_rl.layer_gaussian(model.layers[0]).mean
-    prior_anchor = ivi_rl.PriorAnchor(model)
+    prior_anchor = noise_aware.PriorAnchor(model)
     opt = ivi_rl.make_optimizer(model, lr)
-    codes = ivi_rl.perturbation_codes((len(y),), model.noise_dim, generator=g, dtype=F64)
+    codes = noise_aware.perturbation_codes((len(y),), model.noise_dim, generator=g, dtype=F64)
     basis = math.sqrt(model.noise_dim) * torch.eye(model.noise_dim, dtype=F64)
     noise = ivi_rl.Noise((torch.cat([basis, -basis]),), torch.Size([2 * model.noise_dim]))
     shift = {"perturbation": codes, "target_std": sigma} if perturb else {}
     for _ in range(steps):
-        loss = ivi_rl.expected_loss(model, x, y[:, None], noise=noise, **shift)
+        loss = noise_aware.noise_aware_loss(model, x, y[:, None], noise=noise, **shift)
         opt.zero_grad()
         loss.backward()
         opt.step()

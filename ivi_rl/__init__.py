@@ -6,15 +6,6 @@ update parametrization. See Wenger, Coker, Marusic, Cunningham, "Variational Dee
 Implicit Regularization" (arXiv 2505.20235).
 """
 
-from .anchor import (
-    NoiseWeights,
-    PriorAnchor,
-    anchor_proximal_,
-    noise_weights,
-    perturbation_codes,
-    perturbation_shift,
-    prior_variances,
-)
 from .checks import resolve_device
 from .covariances import Covariance, DiagonalCovariance, FullCovariance, LowRankCovariance
 from .draws import Noise, PosteriorDraw
@@ -52,20 +43,17 @@ __all__ = [
     "LowRankCovariance",
     "MaximalUpdate",
     "Noise",
-    "NoiseWeights",
     "OptimizerKind",
     "ParamKind",
     "Parametrization",
     "ParametrizationName",
     "PosteriorDraw",
     "Predictive",
-    "PriorAnchor",
     "SplitMLP",
     "Standard",
     "StochasticLayers",
     "VariationalLinear",
     "VariationalMLP",
-    "anchor_proximal_",
     "expected_loss",
     "get_parametrization",
     "kl_divergence",
@@ -77,12 +65,8 @@ __all__ = [
     "make_mlp",
     "make_optimizer",
     "negative_elbo",
-    "noise_weights",
     "param_groups",
     "per_datum_loss",
-    "perturbation_codes",
-    "perturbation_shift",
-    "prior_variances",
     "resolve_device",
     "set_base_lr",
     "stable_step_scale",

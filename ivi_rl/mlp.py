@@ -282,8 +282,8 @@ def make_mlp(
         cov: the family of the stochastic layers: ``'lowrank'``, ``'diagonal'``, ``'full'``;
             ``'auto'`` picks ``'lowrank'`` for 'input_output' and 'last', ``'diagonal'``
             (mean-field) for 'all', and ``None`` for 'none'.
-        rank: rank of a 'lowrank' factor (default :data:`DEFAULT_RANK`, capped at each layer's
-            parameter count); an explicit rank above a layer's parameter count is an error.
+        rank: rank of the 'lowrank' factors (default :data:`DEFAULT_RANK`), capped at each
+            layer's parameter count: a rank above a small layer's size means full rank there.
     """
     preset = parse_enum(StochasticLayers, stochastic, "stochastic")
     family = _resolve_cov(cov, preset, rank)
@@ -296,7 +296,7 @@ def make_mlp(
         covs.append(family if stochastic_layer else None)
         if stochastic_layer and family is CovarianceFamily.LOWRANK:
             n_params = widths[i + 1] * widths[i] + (widths[i + 1] if bias else 0)
-            ranks.append(rank if rank is not None else min(DEFAULT_RANK, n_params))
+            ranks.append(min(DEFAULT_RANK if rank is None else rank, n_params))
         else:
             ranks.append(None)
     return VariationalMLP(

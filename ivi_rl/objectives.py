@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .anchor import perturbation_shift
 from .checks import check_positive_int
 from .draws import Noise
 from .enums import Loss, ParamKind, parse_enum
@@ -64,63 +63,16 @@ def expected_loss(
     generator: torch.Generator | None = None,
     noise: Noise | None = None,
     noise_std: float = 1.0,
-    weights: Tensor | None = None,
-    perturbation: Tensor | None = None,
-    target_std: Tensor | float = 0.0,
 ) -> Tensor:
-    """The IVI training objective: mean over draws and data of :func:`per_datum_loss`.
-
-    Noise-aware IVI (:mod:`ivi_rl.anchor`) adds, for squared-error losses:
-
-    - ``weights`` [*batch]: each data point's loss is multiplied by its weight
-      (:func:`ivi_rl.noise_weights` gives sigma_bar^2 / sigma_n^2);
-    - ``perturbation`` [*batch, R] with ``target_std`` (a number or [*batch]): the target
-      of point n under the draw z (all stochastic layers' noise, concatenated, R values) is
-      y_n + target_std_n * c_n^T z, with c_n the point's code from
-      :func:`ivi_rl.perturbation_codes`.
-
-    With neither (or ``target_std=0``) this is plain IVI, bit for bit.
-    """
-    perturbed = perturbation is not None and _is_nonzero(target_std)
+    """The IVI training objective: mean over draws and data of :func:`per_datum_loss`, with
+    ``num_samples`` fresh draws from ``generator`` or the draws ``noise``."""
     if noise is None:
         check_positive_int(num_samples, "num_samples")
         shape = () if num_samples == 1 else (num_samples,)
-        if perturbed:  # the draw's noise enters the targets: hold it
-            noise = model.sample_noise(shape, generator)
-    if noise is None:
         pred = model(x, sample_shape=shape, generator=generator)
     else:
         pred = model(x, noise)
-    if perturbed:
-        if parse_enum(Loss, loss, "loss") is Loss.CROSS_ENTROPY:
-            raise ValueError(
-                "perturbation= shifts real-valued targets; use loss='mse' or 'gaussian'"
-            )
-        y = y + _target_shift(noise, perturbation, target_std, y)
-    per_datum = per_datum_loss(pred, y, loss, mask=mask, noise_std=noise_std)
-    if weights is not None:
-        if weights.shape != x.shape[:-1]:
-            raise ValueError(
-                f"weights has shape {tuple(weights.shape)}; expected one weight per data "
-                f"point, [*batch] = {tuple(x.shape[:-1])}"
-            )
-        per_datum = per_datum * weights
-    return per_datum.mean()
-
-
-def _is_nonzero(value: Tensor | float) -> bool:
-    return bool((value != 0).any()) if isinstance(value, Tensor) else value != 0
-
-
-def _target_shift(noise: Noise, codes: Tensor, std: Tensor | float, y: Tensor) -> Tensor:
-    """target_std_n * c_n^T z for every draw and point: [*sample_shape, *batch, 1]."""
-    r = sum(t.shape[-1] for t in noise.tensors)
-    if codes.shape != (*y.shape[:-1], r):
-        raise ValueError(
-            f"perturbation has shape {tuple(codes.shape)}; expected [*batch, R] = "
-            f"{(*y.shape[:-1], r)}: one code per data point, R = the model's noise size"
-        )
-    return (perturbation_shift(noise, codes) * std)[..., None]
+    return per_datum_loss(pred, y, loss, mask=mask, noise_std=noise_std).mean()
 
 
 def kl_divergence(model: VariationalMLP, prior_std: float | None = None) -> Tensor:

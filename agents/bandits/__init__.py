@@ -1,6 +1,7 @@
 """Bandit agents, each batched over S independent trials (S = 1: a single trial).
 
-``make_agent(name, num_actions, context_dim, seeds, horizon, device=..., **settings)``.
+``make_agent(name, num_actions, context_dim, seeds, horizon, device=..., **settings)`` builds
+any agent of :data:`AGENTS` or a variant of ``ivi_rl.contrib`` by name.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "Settings",
     "TrialsDiverged",
     "Uniform",
+    "agent_classes",
     "make_agent",
     "play",
     "run_agent",
@@ -55,10 +57,18 @@ AGENTS: dict[str, type[BanditAgent]] = {
 }
 
 
+def agent_classes() -> dict[str, type[BanditAgent]]:
+    """Every agent by name: :data:`AGENTS` and the variants of ``ivi_rl.contrib``."""
+    from ivi_rl.contrib.bandits import BANDIT_VARIANTS  # its agents build on this package's
+
+    return {**AGENTS, **BANDIT_VARIANTS}
+
+
 def make_agent(
     name: str, num_actions: int, context_dim: int, seeds, horizon: int, **kwargs
 ) -> BanditAgent:
     """Build the named agent for ``len(seeds)`` parallel trials."""
-    if not isinstance(name, str) or name not in AGENTS:
-        raise ValueError(f"agent={name!r} is not accepted; accepted: {', '.join(AGENTS)}")
-    return AGENTS[name](num_actions, context_dim, seeds, horizon, **kwargs)
+    classes = agent_classes()
+    if not isinstance(name, str) or name not in classes:
+        raise ValueError(f"agent={name!r} is not accepted; accepted: {', '.join(classes)}")
+    return classes[name](num_actions, context_dim, seeds, horizon, **kwargs)

@@ -165,7 +165,6 @@ class VmappedVariational:
         self.template = copy.deepcopy(wrappers[0]).to("meta")
         self.first = wrappers[0].model  # for parameter groups and noise sizes
         self.noise_dim = sum(self.first._noise_dims)
-        self.prior_variances = ivi_rl.prior_variances(self.first)
         call = lambda p, *args: functional_call(self.template, p, args)  # noqa: E731
         self._predict = vmap(call, in_dims=(0, 0, 0))
         self._loss = vmap(call, in_dims=(0, 0, 0, 0, 0, None))
@@ -213,21 +212,6 @@ class VmappedVariational:
             template.iterations = WARM_ITERATIONS
         kappa, found = self._curvature(self.params, x, outputs, z, tuple(vectors))
         return kappa, list(found)
-
-    def anchor_step(self, optimizer: torch.optim.Optimizer, strength: Tensor) -> None:
-        """After ``optimizer.step()``: each trial's exact proximal step towards its prior
-        draw at ``strength`` [S] (``ivi_rl.PriorAnchor.proximal_step``, per trial)."""
-        params, priors, steps = [], [], []
-        for group in optimizer.param_groups:
-            rate = ivi_rl.anchor.sgd_step_size(group)
-            for name in group["names"]:
-                key = f"model.{name}"
-                p = self.params[key]
-                step = 2.0 * rate / self.prior_variances[name] * strength
-                params.append(p)
-                priors.append(self.prior[key])
-                steps.append(step.view(-1, *[1] * (p.dim() - 1)))
-        ivi_rl.anchor_proximal_(params, priors, steps)
 
     def reset_to_prior(self) -> None:
         with torch.no_grad():

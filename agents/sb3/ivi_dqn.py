@@ -44,6 +44,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.policies import BasePolicy
 
 import ivi_rl
+from ivi_rl.contrib.noise_aware import perturbation_shift
 
 from .buffers import CodedReplayBuffer
 from .common import EpisodicSampling, check_choice, check_number
@@ -240,7 +241,7 @@ class IVIDQN(EpisodicSampling, DQN):
             rewards = rewards * self.value_scale
         target = rewards + (1 - replay_data.dones) * discounts * next_q.max(1, keepdim=True)[0]
         if self.target_noise:
-            shift = ivi_rl.perturbation_shift(noise, replay_data.codes)
+            shift = perturbation_shift(noise, replay_data.codes)
             target = target + self.target_noise * shift[:, None]
         return target
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ivi_rl import envs
-from ivi_rl.agents.bandits import AGENTS, make_agent
+from ivi_rl.agents.bandits import agent_classes, make_agent
 from ivi_rl.checks import resolve_device
 
 from .configs import (
@@ -110,7 +110,7 @@ def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> BanditConfig:
         raise ConfigError("this is an RL config ([[envs]]); run it with `ivi-rl rl`")
     check_known_keys(raw, TOP_LEVEL)
     raw = {**raw, **overrides}
-    check_defaults(raw, {"datasets", "agents", *envs.DATASETS, *AGENTS})
+    check_defaults(raw, {"datasets", "agents", *envs.DATASETS, *agent_classes()})
     datasets = [_dataset(i, d) for i, d in enumerate(with_defaults(raw, "datasets"))]
     agents = [_agent(i, a) for i, a in enumerate(with_defaults(raw, "agents"))]
     check_unique_labels("datasets", [s.label for s in datasets])

@@ -209,10 +209,11 @@ def _left_out(finished: int, diverged: list[dict]) -> str:
 
 def _hparams(dataset: str, agent) -> dict:
     """The agent's settings, defaults included, for TensorBoard's HParams table."""
-    from ivi_rl.agents.bandits import AGENTS
+    from ivi_rl.agents.bandits import agent_classes
     from ivi_rl.agents.bandits.base import build_settings
 
-    settings = build_settings(AGENTS[agent.name].settings_class, agent.name, dict(agent.settings))
+    cls = agent_classes()[agent.name]
+    settings = build_settings(cls.settings_class, agent.name, dict(agent.settings))
     params = {"dataset": dataset, "agent": agent.name, "label": agent.label}
     return params | dict(sorted(dataclasses.asdict(settings).items()))
 

@@ -138,7 +138,6 @@ def test_lin_full_post_samples_have_the_posterior_moments():
             TypeError,
             r"hidden=\[100, 0\] is not accepted; expected a list of positive ints",
         ),
-        ("ivi_ts", {"full_below": -1}, ValueError, r"full_below=-1 must be >= 0"),
         ("neural_greedy", {"train_every": 0}, ValueError, r"train_every=0 must be positive"),
         ("dropout", {"keep_prob": 1.5}, ValueError, r"keep_prob=1.5 must be in \(0, 1\]"),
         ("lin_full_post", {"a0": -1.0}, ValueError, r"a0=-1.0 must be positive"),
@@ -150,26 +149,44 @@ def test_bad_settings(name, settings, error, match):
         make_agent(name, 3, 4, [0], 10, **settings)
 
 
-@pytest.mark.parametrize(
-    ("arms", "dim", "full_below", "expected"),
-    [
-        (5, 2, 0, ["LowRankCovariance", None, "LowRankCovariance"]),
-        (5, 2, 505, ["FullCovariance", None, "FullCovariance"]),  # (2+1)*100 and 101*5
-        (5, 2, 504, ["FullCovariance", None, "LowRankCovariance"]),
-        (2, 117, 1000, ["LowRankCovariance", None, "FullCovariance"]),  # 11,800 and 202
-    ],
-)
-def test_ivi_ts_small_layers_take_a_full_factor(arms, dim, full_below, expected):
-    agent = make_agent("ivi_ts", arms, dim, [0], 10, full_below=full_below)
-    layers = agent.net.first.layers
-    assert [type(layer.cov).__name__ if layer.cov else None for layer in layers] == expected
+def test_reward_scaling_scale_keeps_zero_at_zero():
+    rewards = torch.tensor([[0.0, 2.0, 4.0, -2.0]])
+    for scaling, expected in (
+        ("scale", rewards / rewards.std()),
+        ("standardize", (rewards - 1.0) / rewards.std()),
+        ("none", rewards),
+    ):
+        agent = make_agent("ivi_ts", 2, 1, [0], 10, reward_scaling=scaling)
+        for t in range(4):
+            agent.observe(torch.zeros(1, 1), torch.tensor([t % 2]), rewards[:, t])
+        torch.testing.assert_close(agent.training_targets(rewards), expected)
 
 
-def test_ivi_ts_with_full_factors_decides_the_same_batched_or_alone():
-    batched, _ = run("ivi_ts", [0, 1], horizon=150, dtype=torch.float64, full_below=10_000)
-    for i, seed in enumerate([0, 1]):
-        alone, _ = run("ivi_ts", [seed], horizon=150, dtype=torch.float64, full_below=10_000)
-        np.testing.assert_array_equal(batched[i], alone[0])
+def test_mean_values_are_the_network_at_its_mean_weights():
+    """A single stochastic layer (no hidden layer): the posterior-mean network is the linear
+    map with the mean weights of each trial, in the agent's input scale."""
+    agent = make_agent(
+        "ivi_ts",
+        3,
+        4,
+        [0, 1],
+        40,
+        dtype=torch.float64,
+        hidden=[],
+        stochastic="last",
+        train_every=10,
+        train_steps=5,
+        batch_size=8,
+    )
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        x = torch.randn(2, 4, generator=gen, dtype=torch.float64)
+        agent.observe(x, agent.act(x), torch.randn(2, generator=gen, dtype=torch.float64))
+    x = torch.randn(2, 4, generator=gen, dtype=torch.float64)
+    w, b = agent.net.params["model.layers.0.weight"], agent.net.params["model.layers.0.bias"]
+    inputs = agent._inputs(x[:, None, :])[:, 0]
+    expected = torch.einsum("sd,skd->sk", inputs, w.detach()) + b.detach()
+    torch.testing.assert_close(agent.mean_values(x), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_unknown_agent_and_empty_seeds():

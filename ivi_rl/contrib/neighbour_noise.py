@@ -1,4 +1,4 @@
-"""Per-arm reward noise for noise-aware IVI-TS, estimated without a model fit.
+"""Per-arm reward noise for the noise-aware IVI-TS variant, estimated without a model fit.
 
 The noise std of an arm has to be told apart from misspecification (a fit too simple for
 the rewards) and from epistemic error (a fit that has not seen enough): residuals of a

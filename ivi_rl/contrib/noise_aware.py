@@ -1,5 +1,8 @@
 """Noise-aware IVI: the prior anchor, per-datum noise weights and draw-coupled targets.
 
+A variant, not a default: on the Showdown datasets it did not beat plain IVI
+(experiments/RESULTS.md, "Variants").
+
 Plain IVI is the noiseless member of a family. In the linear-Gaussian case the draw
 w(z) = mu + S z that minimises
 
@@ -15,7 +18,7 @@ the codes c_n (E[c_n c_n^T] = I/R), the posterior covariance. Each term has one 
 - the **anchor** to the prior draw (:class:`PriorAnchor`), at strength sigma_bar^2 / N with
   sigma_bar^2 = 1 / mean(1/sigma_n^2), keeps the mean from interpolating noise;
 - the **perturbation** sigma_n c_n^T z (:func:`perturbation_codes`, ``perturbation=`` of
-  :func:`ivi_rl.expected_loss`) leaves each draw as wide as the noise on the data.
+  :func:`noise_aware_loss`) leaves each draw as wide as the noise on the data.
 
 With every sigma_n = 0 the weights are 1, the anchor's strength is 0 and the perturbation
 vanishes: plain IVI, whose implicit bias gives the 2-Wasserstein limit. Sigma0 is the
@@ -36,14 +39,18 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .draws import Noise
-from .enums import ParamKind
-from .linear import VariationalLinear
+from ivi_rl.checks import check_positive_int
+from ivi_rl.draws import Noise
+from ivi_rl.enums import Loss, ParamKind, parse_enum
+from ivi_rl.linear import VariationalLinear
+from ivi_rl.mlp import VariationalMLP
+from ivi_rl.objectives import per_datum_loss
 
 __all__ = [
     "NoiseWeights",
     "PriorAnchor",
     "anchor_proximal_",
+    "noise_aware_loss",
     "noise_weights",
     "perturbation_codes",
     "perturbation_shift",
@@ -235,3 +242,70 @@ class PriorAnchor:
                 priors.append(self.prior[name])
                 steps.append(2.0 * strength * rate / self.variances[name])
         anchor_proximal_(params, priors, steps)
+
+
+def noise_aware_loss(
+    model: VariationalMLP,
+    x: Tensor,
+    y: Tensor,
+    loss: str | Loss = Loss.MSE,
+    *,
+    mask: Tensor | None = None,
+    num_samples: int = 1,
+    generator: torch.Generator | None = None,
+    noise: Noise | None = None,
+    noise_std: float = 1.0,
+    weights: Tensor | None = None,
+    perturbation: Tensor | None = None,
+    target_std: Tensor | float = 0.0,
+) -> Tensor:
+    """:func:`ivi_rl.expected_loss` with the noise-aware terms, for squared-error losses:
+
+    - ``weights`` [*batch]: each data point's loss is multiplied by its weight
+      (:func:`noise_weights` gives sigma_bar^2 / sigma_n^2);
+    - ``perturbation`` [*batch, R] with ``target_std`` (a number or [*batch]): the target
+      of point n under the draw z (all stochastic layers' noise, concatenated, R values) is
+      y_n + target_std_n * c_n^T z, with c_n the point's code from :func:`perturbation_codes`.
+
+    With neither (or ``target_std=0``) this is plain IVI's expected loss, bit for bit.
+    """
+    perturbed = perturbation is not None and _is_nonzero(target_std)
+    if noise is None:
+        check_positive_int(num_samples, "num_samples")
+        shape = () if num_samples == 1 else (num_samples,)
+        if perturbed:  # the draw's noise enters the targets: hold it
+            noise = model.sample_noise(shape, generator)
+    if noise is None:
+        pred = model(x, sample_shape=shape, generator=generator)
+    else:
+        pred = model(x, noise)
+    if perturbed:
+        if parse_enum(Loss, loss, "loss") is Loss.CROSS_ENTROPY:
+            raise ValueError(
+                "perturbation= shifts real-valued targets; use loss='mse' or 'gaussian'"
+            )
+        y = y + _target_shift(noise, perturbation, target_std, y)
+    per_datum = per_datum_loss(pred, y, loss, mask=mask, noise_std=noise_std)
+    if weights is not None:
+        if weights.shape != x.shape[:-1]:
+            raise ValueError(
+                f"weights has shape {tuple(weights.shape)}; expected one weight per data "
+                f"point, [*batch] = {tuple(x.shape[:-1])}"
+            )
+        per_datum = per_datum * weights
+    return per_datum.mean()
+
+
+def _is_nonzero(value: Tensor | float) -> bool:
+    return bool((value != 0).any()) if isinstance(value, Tensor) else value != 0
+
+
+def _target_shift(noise: Noise, codes: Tensor, std: Tensor | float, y: Tensor) -> Tensor:
+    """target_std_n * c_n^T z for every draw and point: [*sample_shape, *batch, 1]."""
+    r = sum(t.shape[-1] for t in noise.tensors)
+    if codes.shape != (*y.shape[:-1], r):
+        raise ValueError(
+            f"perturbation has shape {tuple(codes.shape)}; expected [*batch, R] = "
+            f"{(*y.shape[:-1], r)}: one code per data point, R = the model's noise size"
+        )
+    return (perturbation_shift(noise, codes) * std)[..., None]

@@ -1,4 +1,5 @@
-"""Noise-aware IVI-TS: the noise options against plain IVI-TS, and the noise estimator."""
+"""The IVI-TS variants of ivi_rl.contrib: noise-aware IVI-TS against plain IVI-TS, the
+noise estimator, and full factors on small layers."""
 
 from __future__ import annotations
 
@@ -7,18 +8,18 @@ import pytest
 import torch
 
 from ivi_rl.agents.bandits import make_agent
-from ivi_rl.agents.bandits.noise import NeighbourNoise
+from ivi_rl.contrib.neighbour_noise import NeighbourNoise
 
-from .test_bandit_agents import run
+from ..agents.test_bandit_agents import run
 
 
-def test_noise_none_is_the_default_and_fixed_noise_without_anchor_is_plain_ivi():
+def test_no_noise_or_fixed_noise_without_anchor_is_plain_ivi_ts():
     """Unit weights, no anchor, no perturbation: the same computation as plain IVI-TS, so the
     same decisions in float64."""
     plain, _ = run("ivi_ts", [0, 1], horizon=150, dtype=torch.float64)
-    default, _ = run("ivi_ts", [0, 1], horizon=150, dtype=torch.float64, noise="none")
-    fixed, _ = run("ivi_ts", [0, 1], horizon=150, dtype=torch.float64, noise="fixed", anchor=False)
-    np.testing.assert_array_equal(plain, default)
+    none, _ = run("ivi_ts_noise", [0, 1], horizon=150, dtype=torch.float64, noise="none")
+    fixed, _ = run("ivi_ts_noise", [0, 1], horizon=150, dtype=torch.float64, anchor=False)
+    np.testing.assert_array_equal(plain, none)
     np.testing.assert_array_equal(plain, fixed)
 
 
@@ -28,12 +29,11 @@ def test_the_anchor_keeps_the_parameters_near_the_prior_draw():
     distance = {}
     for anchor in (False, True):
         agent = make_agent(
-            "ivi_ts",
+            "ivi_ts_noise",
             2,
             3,
             [0, 1],
             200,
-            noise="fixed",
             anchor=anchor,
             prior_scale=1.0,
             hidden=[16],
@@ -62,20 +62,18 @@ def test_the_anchor_keeps_the_parameters_near_the_prior_draw():
 )
 def test_noise_aware_trials_batched_decide_as_alone(settings):
     """The codes and the noise estimate are per trial: batching changes nothing (float64)."""
-    batched, _ = run("ivi_ts", [0, 1], horizon=150, dtype=torch.float64, **settings)
+    batched, _ = run("ivi_ts_noise", [0, 1], horizon=150, dtype=torch.float64, **settings)
     for i, seed in enumerate([0, 1]):
-        alone, _ = run("ivi_ts", [seed], horizon=150, dtype=torch.float64, **settings)
+        alone, _ = run("ivi_ts_noise", [seed], horizon=150, dtype=torch.float64, **settings)
         np.testing.assert_array_equal(batched[i], alone[0])
 
 
-def test_perturbation_changes_decisions_and_needs_one_sample():
-    base, _ = run("ivi_ts", [0], horizon=150, noise="fixed")
-    perturbed, _ = run("ivi_ts", [0], horizon=150, noise="fixed", perturb=True)
+def test_perturbation_changes_decisions_and_bad_noise_settings_are_named():
+    base, _ = run("ivi_ts_noise", [0], horizon=150)
+    perturbed, _ = run("ivi_ts_noise", [0], horizon=150, perturb=True)
     assert not np.array_equal(base, perturbed)
-    with pytest.raises(ValueError, match="num_samples=1"):
-        make_agent("ivi_ts", 2, 3, [0], 10, perturb=True, noise="fixed", num_samples=2)
-    with pytest.raises(ValueError, match="prior_scale"):
-        make_agent("ivi_ts", 2, 3, [0], 10, prior_scale=0.0)
+    with pytest.raises(ValueError, match=r"prior_scale=0\.0"):
+        make_agent("ivi_ts_noise", 2, 3, [0], 10, prior_scale=0.0)
 
 
 def _fit_noisy_arm(seed: int, **settings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -86,7 +84,7 @@ def _fit_noisy_arm(seed: int, **settings) -> tuple[torch.Tensor, torch.Tensor, t
     and the noisy rewards, in the agent's training units."""
     n, d = 120, 20
     agent = make_agent(
-        "ivi_ts",
+        "ivi_ts_noise" if settings else "ivi_ts",
         2,
         d,
         [seed],
@@ -119,7 +117,7 @@ def test_noise_variables_average_the_noise_where_plain_ivi_interpolates_it():
     (0.20-0.29 of it on seeds 0-2), on two seeds."""
     for seed in (0, 1):
         plain, truth, noisy = _fit_noisy_arm(seed)
-        slack, _, _ = _fit_noisy_arm(seed, noise="fixed", slack=True)
+        slack, _, _ = _fit_noisy_arm(seed, slack=True)
         plain_err = (plain - truth).pow(2).mean()
         assert (plain - noisy).pow(2).mean() < 0.1 * plain_err
         assert (slack - noisy).pow(2).mean() > 0.5 * plain_err
@@ -132,7 +130,7 @@ def test_a_cold_retrain_restarts_the_noise_variables_too():
     finals = []
     for zero_by_hand in (False, True):
         agent = make_agent(
-            "ivi_ts", 2, 3, [0], 40, noise="fixed", slack=True, warm_start=False,
+            "ivi_ts_noise", 2, 3, [0], 40, slack=True, warm_start=False,
             hidden=[8], train_every=20, train_steps=20, batch_size=16,
         )  # fmt: skip
         gen = torch.Generator().manual_seed(0)
@@ -148,23 +146,13 @@ def test_a_cold_retrain_restarts_the_noise_variables_too():
     assert torch.equal(finals[0][1], finals[1][1])
 
 
-def test_slack_settings_are_checked_and_scale_keeps_zero_at_zero():
-    for bad in ({"slack": True}, {"slack": True, "noise": "fixed", "perturb": True}):
+def test_slack_settings_are_checked():
+    for bad in ({"slack": True, "noise": "none"}, {"slack": True, "perturb": True}):
         with pytest.raises(ValueError, match="slack=true needs"):
-            make_agent("ivi_ts", 2, 3, [0], 10, **bad)
+            make_agent("ivi_ts_noise", 2, 3, [0], 10, **bad)
     for rate in (0.0, -1.0):
         with pytest.raises(ValueError, match="slack_rate > 0"):
-            make_agent("ivi_ts", 2, 3, [0], 10, slack=True, noise="fixed", slack_rate=rate)
-    rewards = torch.tensor([[0.0, 2.0, 4.0, -2.0]])
-    for scaling, expected in (
-        ("scale", rewards / rewards.std()),
-        ("standardize", (rewards - 1.0) / rewards.std()),
-        ("none", rewards),
-    ):
-        agent = make_agent("ivi_ts", 2, 1, [0], 10, reward_scaling=scaling)
-        for t in range(4):
-            agent.observe(torch.zeros(1, 1), torch.tensor([t % 2]), rewards[:, t])
-        torch.testing.assert_close(agent.training_targets(rewards), expected)
+            make_agent("ivi_ts_noise", 2, 3, [0], 10, slack=True, slack_rate=rate)
 
 
 def test_neighbour_noise_estimates_each_arms_noise_variance():
@@ -195,28 +183,25 @@ def test_neighbour_noise_estimates_each_arms_noise_variance():
     assert var[1] < 0.01
 
 
-def test_mean_values_are_the_network_at_its_mean_weights():
-    """A single stochastic layer (no hidden layer): the posterior-mean network is the linear
-    map with the mean weights of each trial, in the agent's input scale."""
-    agent = make_agent(
-        "ivi_ts",
-        3,
-        4,
-        [0, 1],
-        40,
-        dtype=torch.float64,
-        hidden=[],
-        stochastic="last",
-        train_every=10,
-        train_steps=5,
-        batch_size=8,
-    )
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(20):
-        x = torch.randn(2, 4, generator=gen, dtype=torch.float64)
-        agent.observe(x, agent.act(x), torch.randn(2, generator=gen, dtype=torch.float64))
-    x = torch.randn(2, 4, generator=gen, dtype=torch.float64)
-    w, b = agent.net.params["model.layers.0.weight"], agent.net.params["model.layers.0.bias"]
-    inputs = agent._inputs(x[:, None, :])[:, 0]
-    expected = torch.einsum("sd,skd->sk", inputs, w.detach()) + b.detach()
-    torch.testing.assert_close(agent.mean_values(x), expected, rtol=1e-12, atol=1e-12)
+@pytest.mark.parametrize(
+    ("arms", "dim", "full_below", "expected"),
+    [
+        (5, 2, 0, ["LowRankCovariance", None, "LowRankCovariance"]),
+        (5, 2, 505, ["FullCovariance", None, "FullCovariance"]),  # (2+1)*100 and 101*5
+        (5, 2, 504, ["FullCovariance", None, "LowRankCovariance"]),
+        (2, 117, 1000, ["LowRankCovariance", None, "FullCovariance"]),  # 11,800 and 202
+    ],
+)
+def test_small_layers_take_a_full_factor(arms, dim, full_below, expected):
+    agent = make_agent("ivi_ts_full", arms, dim, [0], 10, full_below=full_below)
+    layers = agent.net.first.layers
+    assert [type(layer.cov).__name__ if layer.cov else None for layer in layers] == expected
+    with pytest.raises(ValueError, match=r"full_below=-1 must be >= 0"):
+        make_agent("ivi_ts_full", arms, dim, [0], 10, full_below=-1)
+
+
+def test_full_factors_decide_the_same_batched_or_alone():
+    batched, _ = run("ivi_ts_full", [0, 1], horizon=150, dtype=torch.float64, full_below=10_000)
+    for i, seed in enumerate([0, 1]):
+        alone, _ = run("ivi_ts_full", [seed], horizon=150, dtype=torch.float64, full_below=10_000)
+        np.testing.assert_array_equal(batched[i], alone[0])

@@ -1,4 +1,5 @@
-"""Noise-aware IVI (ivi_rl.anchor) against the linear-Gaussian posterior it must reproduce.
+"""Noise-aware IVI (ivi_rl.contrib.noise_aware) against the linear-Gaussian posterior it
+must reproduce.
 
 Linear model y = x^T w + noise (P = 6 weights, N = 9 points, full-rank factor, float64),
 noise std sigma, prior N(mu0, sigma0^2 I). Training uses the exact expectation over z: the
@@ -18,6 +19,7 @@ import pytest
 import torch
 
 import ivi_rl
+from ivi_rl.contrib import noise_aware
 
 P, N, SIGMA = 6, 9, 1.0
 F64 = torch.float64
@@ -39,12 +41,12 @@ def _fit(x, y, sigma, *, seed, anchor=True, momentum=0.9, lr=0.05, steps=1500):
     model = ivi_rl.make_mlp(P, 1, hidden=(), stochastic="last", cov="full", bias=False, dtype=F64)
     model.reset_parameters(g)
     prior = ivi_rl.layer_gaussian(model.layers[0])
-    prior_anchor = ivi_rl.PriorAnchor(model)
+    prior_anchor = noise_aware.PriorAnchor(model)
     opt = ivi_rl.make_optimizer(model, lr, momentum=momentum)
-    codes = ivi_rl.perturbation_codes((N,), model.noise_dim, generator=g, dtype=F64)
+    codes = noise_aware.perturbation_codes((N,), model.noise_dim, generator=g, dtype=F64)
     noise = _basis_noise(model.noise_dim)
     for _ in range(steps):
-        loss = ivi_rl.expected_loss(
+        loss = noise_aware.noise_aware_loss(
             model, x, y[:, None], noise=noise, perturbation=codes, target_std=sigma
         )
         opt.zero_grad()
@@ -107,24 +109,26 @@ def test_without_the_anchor_the_mean_interpolates_the_noise():
 def test_sigma_zero_is_plain_ivi_bit_for_bit():
     x, y = _problem()
     runs = []
-    for noise_aware in (False, True):
+    for aware in (False, True):
         torch.manual_seed(3)
         model = ivi_rl.make_mlp(P, 2, hidden=(8,), dtype=F64)
-        anchor = ivi_rl.PriorAnchor(model)
+        anchor = noise_aware.PriorAnchor(model)
         opt = ivi_rl.make_optimizer(model, 0.01)
         gen = torch.Generator().manual_seed(4)
-        codes = ivi_rl.perturbation_codes((N,), model.noise_dim, generator=gen, dtype=F64)
+        codes = noise_aware.perturbation_codes((N,), model.noise_dim, generator=gen, dtype=F64)
         std = torch.zeros(N, dtype=F64)
-        weights = ivi_rl.noise_weights(std)
+        weights = noise_aware.noise_weights(std)
         for _ in range(20):
-            extra = {}
-            if noise_aware:
+            targets = y[:, None].expand(-1, 2)
+            if aware:
                 extra = {"perturbation": codes, "target_std": std, "weights": weights.weights}
-            loss = ivi_rl.expected_loss(model, x, y[:, None].expand(-1, 2), generator=gen, **extra)
+                loss = noise_aware.noise_aware_loss(model, x, targets, generator=gen, **extra)
+            else:  # the core's plain objective
+                loss = ivi_rl.expected_loss(model, x, targets, generator=gen)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            if noise_aware:
+            if aware:
                 anchor.proximal_step(opt, float(weights.scale) / N)
         runs.append([p.detach().clone() for p in model.parameters()])
     assert all(torch.equal(a, b) for a, b in zip(*runs, strict=True))
@@ -132,20 +136,20 @@ def test_sigma_zero_is_plain_ivi_bit_for_bit():
 
 def test_noise_weights_are_relative_precisions_and_the_scale_their_harmonic_mean():
     std = torch.tensor([[1.0, 2.0, 2.0, 0.5], [0.0, 0.0, 0.0, 0.0]], dtype=F64)
-    w = ivi_rl.noise_weights(std)
+    w = noise_aware.noise_weights(std)
     precision = torch.tensor([1.0, 0.25, 0.25, 4.0], dtype=F64)
     torch.testing.assert_close(w.weights[0], precision / precision.mean())
     torch.testing.assert_close(w.scale[0], 1 / precision.mean())
     assert torch.equal(w.weights[1], torch.ones(4, dtype=F64)) and w.scale[1] == 0
     with pytest.raises(ValueError, match="mixes zero and positive"):
-        ivi_rl.noise_weights(torch.tensor([0.0, 1.0]))
+        noise_aware.noise_weights(torch.tensor([0.0, 1.0]))
     with pytest.raises(ValueError, match="finite values >= 0"):
-        ivi_rl.noise_weights(torch.tensor([float("nan"), 1.0]))
+        noise_aware.noise_weights(torch.tensor([float("nan"), 1.0]))
 
 
 def test_codes_shift_each_target_by_noise_of_variance_sigma_squared():
     gen = torch.Generator().manual_seed(0)
-    codes = ivi_rl.perturbation_codes((4000,), 20, generator=gen, dtype=F64)
+    codes = noise_aware.perturbation_codes((4000,), 20, generator=gen, dtype=F64)
     z = torch.randn(20, generator=gen, dtype=F64)
     shift = codes @ z  # over data points at one draw: variance |z|^2 / R
     expected = z.pow(2).sum() / 20
@@ -155,7 +159,7 @@ def test_codes_shift_each_target_by_noise_of_variance_sigma_squared():
 
 def test_proximal_step_is_the_exact_minimiser_and_needs_sgd():
     model = ivi_rl.make_mlp(3, 1, hidden=(4,), dtype=F64)
-    anchor = ivi_rl.PriorAnchor(model)
+    anchor = noise_aware.PriorAnchor(model)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)
@@ -182,15 +186,15 @@ def test_anchor_proximal_updates_every_tensor_with_its_own_step():
     priors = [torch.randn_like(p) for p in params]
     steps = [0.7, torch.tensor([0.0, 0.5, 2.0], dtype=F64).view(3, 1, 1), 0.0]
     before = [p.clone() for p in params]
-    ivi_rl.anchor_proximal_(params, priors, steps)
+    noise_aware.anchor_proximal_(params, priors, steps)
     for p, b, p0, s in zip(params, before, priors, steps, strict=True):
         torch.testing.assert_close(p, (b + s * p0) / (1 + s), rtol=1e-15, atol=1e-15)
     assert torch.equal(params[1][0], before[1][0]) and torch.equal(params[2], before[2])
     single = before[0].clone()
-    ivi_rl.anchor_proximal_(single, priors[0], 0.7)
+    noise_aware.anchor_proximal_(single, priors[0], 0.7)
     torch.testing.assert_close(single, params[0], rtol=0, atol=0)
     with pytest.raises(ValueError, match="one prior and one step per parameter"):
-        ivi_rl.anchor_proximal_(params, priors[:2], steps)
+        noise_aware.anchor_proximal_(params, priors[:2], steps)
 
 
 def test_anchor_is_stable_under_mup_rates_where_the_penalty_diverges():
@@ -206,7 +210,7 @@ def test_anchor_is_stable_under_mup_rates_where_the_penalty_diverges():
     for mode in ("penalty", "proximal"):
         torch.manual_seed(0)
         model = ivi_rl.make_mlp(117, 2)
-        anchor = ivi_rl.PriorAnchor(model)
+        anchor = noise_aware.PriorAnchor(model)
         opt = ivi_rl.make_optimizer(model, 0.01)
         start = ivi_rl.expected_loss(model, x, y, num_samples=16, generator=gen).item()
         for _ in range(100):
@@ -227,8 +231,8 @@ def test_perturbation_arguments_are_checked():
     model = ivi_rl.make_mlp(3, 1, hidden=(4,))
     x, y = torch.randn(5, 3), torch.randn(5, 1)
     with pytest.raises(ValueError, match="perturbation has shape"):
-        ivi_rl.expected_loss(model, x, y, perturbation=torch.zeros(5, 3), target_std=1.0)
+        noise_aware.noise_aware_loss(model, x, y, perturbation=torch.zeros(5, 3), target_std=1.0)
     with pytest.raises(ValueError, match="weights has shape"):
-        ivi_rl.expected_loss(model, x, y, weights=torch.ones(4))
+        noise_aware.noise_aware_loss(model, x, y, weights=torch.ones(4))
     with pytest.raises(ValueError, match="noise_dim"):
-        ivi_rl.perturbation_codes((5,), 0)
+        noise_aware.perturbation_codes((5,), 0)
