@@ -2,8 +2,8 @@
 
 The Q-network keeps SB3's attribute ``q_net`` and holds one posterior draw per environment
 (an explicit ``ivi_rl.Noise``), redrawn only when asked. Sampling is chosen by an explicit
-argument, never by ``module.training`` (SB3 acts in eval mode). The optimizer is built from the
-model's muP parameter groups, each carrying its LR multiplier.
+argument, never by ``module.training`` (SB3 acts in eval mode). The optimizer is SGD over the
+parametrization's parameter groups, each carrying its learning-rate multiplier.
 """
 
 from __future__ import annotations
@@ -20,41 +20,19 @@ from torch import nn
 
 import ivi_rl
 
-from .common import check_choice
-
 __all__ = ["IVIDQNPolicy", "PosteriorQNetwork", "QNetworkSettings"]
 
 _ACTIVATIONS = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.GELU: "gelu", nn.SiLU: "silu", nn.ELU: "elu"}
 
 DEFAULT_BIAS_STD = 0.0
-"""Prior std of the biases. With the muP table's 1, the prior predictive of Q is almost
-entirely the output biases, identical in every state, so every draw prefers one action in
-all states and Deep Sea is not explored; see experiments/RESULTS.md ("IVIDQN's prior")."""
+"""Prior std of the biases: 0, a point mass. A bias's prior is the same in every state, and
+with the muP table's 1 it would dominate Q's prior predictive: every draw would prefer one
+action in all states."""
 
 
 DEFAULT_NET_ARCH = (32,)
 """Hidden widths of each action's network by default (``per_action``: 32 ReLU units per
 action)."""
-
-
-FROZEN = ("none", "output", "hidden_output", "features")
-"""``frozen`` settings: which layers keep their prior draw (see :class:`IVIDQNPolicy`)."""
-
-PRIOR_MEANS = ("random", "zero")
-"""``prior_mean`` settings: where the weight means start (see :class:`IVIDQNPolicy`)."""
-
-
-def _frozen_layers(frozen: str, n_layers: int, net_arch: list[int]) -> range:
-    """Indices of the layers that keep their prior draw."""
-    if frozen == "none":
-        return range(0)
-    if n_layers < 2:
-        raise ValueError(
-            f"frozen={frozen!r} needs hidden layers, but net_arch={net_arch!r} has none"
-        )
-    if frozen == "features":
-        return range(n_layers - 1)
-    return range(n_layers - 1 if frozen == "output" else 1, n_layers)
 
 
 def _input_scale(input_scale: float | str, features_dim: int) -> float:
@@ -91,8 +69,6 @@ class QNetworkSettings:
     bias_std: float = DEFAULT_BIAS_STD
     input_scale: float | str = "sqrt_dim"
     bias: bool = True
-    frozen: str = "none"
-    prior_mean: str = "zero"
     per_action: bool = True
 
     def __post_init__(self) -> None:
@@ -101,8 +77,6 @@ class QNetworkSettings:
                 raise ValueError(
                     f"{name}={getattr(self, name)!r} is not accepted; accepted: True, False"
                 )
-        check_choice("frozen", self.frozen, FROZEN)
-        check_choice("prior_mean", self.prior_mean, PRIOR_MEANS)
         _input_scale(self.input_scale, 1)  # the check; the value depends on the input size
 
     @classmethod
@@ -164,7 +138,10 @@ class PosteriorQNetwork(QNetwork):
     def _make_net(
         self, features_dim: int, n_out: int, activation_fn: type[nn.Module]
     ) -> ivi_rl.VariationalMLP:
-        """One variational MLP with the settings' prior mean and frozen layers."""
+        """One variational MLP whose stochastic layers' weight means start at 0: the prior
+        is N(0, covariance) there, with no random mean function that every draw shares, so
+        at a state never trained on each action is preferred by half the draws (deterministic
+        layers keep their random means: zero ones would be dead units)."""
         settings = self.settings
         net = ivi_rl.make_mlp(
             features_dim,
@@ -177,24 +154,14 @@ class PosteriorQNetwork(QNetwork):
             parametrization=_parametrization(settings.parametrization, settings.bias_std),
             bias=settings.bias,
         )
-        if settings.prior_mean == "zero":
-            # the prior becomes N(0, covariance): no random mean function shared by every
-            # draw, so at a state never trained on each action is preferred by half the draws.
-            # Deterministic layers keep their random means (zero ones would be dead ReLUs).
-            if not net.stochastic_layers:
-                raise ValueError(
-                    f"prior_mean='zero' needs stochastic layers, but "
-                    f"stochastic={settings.stochastic!r} builds none; use "
-                    "prior_mean='random' for a deterministic network"
-                )
-            with torch.no_grad():
-                for layer in net.stochastic_layers:
-                    layer.weight.zero_()
-        # frozen layers keep their prior draw (mean and covariance): the expected loss can then
-        # not shrink the shared path through which every state's uncertainty reaches Q
-        for i in _frozen_layers(settings.frozen, len(net.layers), self.net_arch):
-            net.layers[i].requires_grad_(False)
+        self._set_prior_means(net)
         return net
+
+    def _set_prior_means(self, net: ivi_rl.VariationalMLP) -> None:
+        """Zero the stochastic layers' weight means (see :meth:`_make_net`)."""
+        with torch.no_grad():
+            for layer in net.stochastic_layers:
+                layer.weight.zero_()
 
     def seed(self, seed: int | None) -> None:
         """Seed the generator of held draws (on the network's device)."""
@@ -264,46 +231,26 @@ class IVIDQNPolicy(DQNPolicy):
     """DQN policy with a :class:`PosteriorQNetwork`; ``deterministic=True`` acts on the
     posterior mean, ``deterministic=False`` on each environment's held draw.
 
-    Defaults: one MLP per action (``per_action=True``) with one hidden layer of 32 ReLU
-    units (``net_arch=[32]``) whose weights are trained point estimates
-    (``stochastic='last'``), a full-covariance Gaussian readout (``cov='full'``) with a
-    zero-mean prior (``prior_mean='zero'``), the standard parametrization
-    (``parametrization='sp'``), ``input_scale='sqrt_dim'``, biases, and plain SGD
-    (``optimizer_class=torch.optim.SGD``); experiments/RESULTS.md, "IVIDQN's defaults".
+    The default network, for every action its own MLP (``per_action=True``): one hidden layer
+    of 32 ReLU units (``net_arch=[32]``) whose weights are trained point estimates
+    (``stochastic='last'``), and a Gaussian readout with a full covariance factor
+    (``cov='full'``) whose prior has mean 0 and the standard parametrization's std
+    (``parametrization='sp'``); the biases' prior is a point mass at 0 (``bias_std=0``). The
+    network's input is the observation times sqrt(its dimension) (``input_scale='sqrt_dim'``).
 
-    Extra args (``policy_kwargs``, held as one :class:`QNetworkSettings`): ``stochastic``,
-    ``cov``, ``rank``, ``parametrization`` (see ``ivi_rl.make_mlp``),
-    ``bias_std``, the biases' prior std (default 0, see :data:`DEFAULT_BIAS_STD`), and
-    ``input_scale``, a factor on the network's input: a number or ``'sqrt_dim'``. The input
-    layer's init (std 1/sqrt(fan_in)) assumes dense inputs whose norm is about sqrt(dim); a
-    one-hot observation has norm 1, so its first-layer prior is sqrt(dim) times too small
-    and every state looks alike. ``'sqrt_dim'`` restores the assumed scale (Deep Sea, see
-    experiments/RESULTS.md, "IVIDQN on Deep Sea"); it over-scales dense inputs by sqrt(dim),
-    so use ``input_scale=1`` for wide dense inputs.
-    ``bias=False`` builds the layers without biases. ``frozen`` keeps layers at their prior draw
-    (mean and covariance), out of the optimizer: 'none' (default), 'output' (the readout),
-    'hidden_output' (every layer but the input layer) or 'features' (every layer but the readout: Q
-    is then linear in the readout's weights on random features). Before any reward is seen every TD
-    target is about 0, and the expected loss at visited states is lowered fastest by shrinking the
-    shared layers' gain (and shifting the biases), which removes the prior's spread at states never
-    visited as well; frozen layers, like a randomized prior function, cannot be trained away
-    (experiments/RESULTS.md, "Where the prior's uncertainty goes"). The input layer's bias is shared
-    by all states too, so freezing is meant with ``bias=False``: then, with 'hidden_output' and
-    one-hot inputs, a state never trained on keeps its prior Q exactly.
-    ``prior_mean`` says where the stochastic layers' weight means start: 'random' (the
-    parametrization's init: one random mean function that every draw shares) or 'zero'
-    (default: the prior is N(0, covariance)). With a shared random mean, at many states never
-    trained on almost all draws prefer the same action; with zero means each action wins
-    half of them, and the spread of a draw's TD target (its max over actions) keeps the
-    posterior mean optimistic towards states not yet visited (experiments/RESULTS.md, "A
-    zero-mean prior"). ``per_action=True`` (default) builds one MLP per action (``ivi_rl.SplitMLP``)
-    instead of one with an output per action: with shared hidden units, fitting the action
-    taken in a state also collapses the spread of the actions not taken there, which then
-    stop being tried; split, their draws stay at the prior until they are taken
-    (experiments/RESULTS.md, "An MLP IVIDQN on Deep Sea"). ``net_arch`` is then each action's
-    network: [32] with two actions has 64 hidden units in all.
-    The optimizer (SGD or Adam) gets the parametrization's per-group learning rates.
+    ``policy_kwargs`` (one :class:`QNetworkSettings`): ``stochastic``, ``cov``, ``rank``,
+    ``parametrization`` (``ivi_rl.make_mlp``); ``bias_std``; ``input_scale``, a number or
+    ``'sqrt_dim'``: the input layer's prior (std 1/sqrt(fan_in)) assumes inputs of norm about
+    sqrt(dim), which a one-hot or sparse observation of norm 1 does not have; for dense inputs
+    of order 1 per coordinate use ``input_scale=1``; ``bias``; ``per_action`` (False: one MLP
+    with an output per action, whose hidden units all actions share). ``optimizer_class`` is
+    SGD: IVI's implicit bias is SGD's (``ivi_rl.contrib`` has the Adam variant).
     """
+
+    accepted_optimizers: tuple[type[torch.optim.Optimizer], ...] = (torch.optim.SGD,)
+    """Optimizers this policy takes (each needs a muP learning-rate rule)."""
+    q_network_class: type[PosteriorQNetwork] = PosteriorQNetwork
+    settings_class: type[QNetworkSettings] = QNetworkSettings
 
     q_net: PosteriorQNetwork
     q_net_target: PosteriorQNetwork
@@ -324,13 +271,13 @@ class IVIDQNPolicy(DQNPolicy):
     ) -> None:
         if net_arch is None:
             net_arch = list(DEFAULT_NET_ARCH)
-        if optimizer_class not in (torch.optim.SGD, torch.optim.Adam):
+        if optimizer_class not in self.accepted_optimizers:
+            accepted = ", ".join(f"torch.optim.{o.__name__}" for o in self.accepted_optimizers)
             raise ValueError(
-                f"optimizer_class={optimizer_class.__name__} has no muP learning-rate rule; "
-                "accepted: torch.optim.SGD, torch.optim.Adam"
+                f"optimizer_class={optimizer_class.__name__} is not accepted; accepted: {accepted}"
             )
         # set before super().__init__, which calls _build
-        self.settings = QNetworkSettings.from_kwargs(settings)
+        self.settings = self.settings_class.from_kwargs(settings)
         super().__init__(
             observation_space,
             action_space,
@@ -346,7 +293,7 @@ class IVIDQNPolicy(DQNPolicy):
 
     def make_q_net(self) -> PosteriorQNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
-        return PosteriorQNetwork(**net_args, settings=self.settings).to(self.device)
+        return self.q_network_class(**net_args, settings=self.settings).to(self.device)
 
     def _build(self, lr_schedule) -> None:
         self.q_net = self.make_q_net()
@@ -358,10 +305,9 @@ class IVIDQNPolicy(DQNPolicy):
         self.optimizer = self.optimizer_class(groups, lr=lr_schedule(1), **self._optimizer_kwargs())
 
     def _optimizer_kwargs(self) -> dict[str, Any]:
-        """The user's optimizer kwargs; by default the fused kernel on cpu and cuda. A
-        variational layer has two to three times a plain layer's parameter tensors, and the
-        per-tensor loop of PyTorch's default CPU implementation is a measurable part of a
-        small network's step (experiments/RESULTS.md, "Cost per step")."""
+        """The user's optimizer kwargs; by default the fused kernel on cpu and cuda (a
+        variational layer has two to three times a plain layer's parameter tensors, and
+        PyTorch's per-tensor loop is a measurable part of a small network's step)."""
         kwargs = dict(self.optimizer_kwargs)
         if not {"fused", "foreach"} & kwargs.keys() and self.device.type in ("cpu", "cuda"):
             kwargs["fused"] = True
@@ -371,8 +317,7 @@ class IVIDQNPolicy(DQNPolicy):
         """SB3's (the policy's flag and every module of ``q_net``), without its walk.
 
         SB3 sets the mode before every action and every update, and ``Module.train`` walks
-        the module tree each time, a measurable part of a small network's step
-        (experiments/RESULTS.md, "Cost per environment step"). Nothing in
+        the module tree each time, a measurable part of a small network's step. Nothing in
         a variational network depends on the mode (sampling is an explicit argument), but a
         user's features extractor may, so every flag is still set: from a list of ``q_net``'s
         modules made once (the tree is fixed once the policy is built), a module whose class

@@ -30,12 +30,14 @@ SMALL = dict(
 SHARED = dict(
     per_action=False,
     stochastic="input_output",
-    prior_mean="random",
     parametrization="mup",
     input_scale=1.0,
 )
-"""One low-rank muP network for all actions, input and output layers stochastic (the
-defaults until 2026-11-29): the structure the tests of layer-level settings index."""
+"""One low-rank muP network for all actions, input and output layers stochastic: the
+structure the tests of layer-level settings index."""
+
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 
 def deep_sea(size: int):
@@ -282,47 +284,8 @@ def test_bad_input_scale_is_named(bad):
 
 
 @pytest.mark.parametrize(
-    ("frozen", "trained"),
-    [
-        ("output", {"layers.0.weight", "layers.0.cov.weight_scale", "layers.1.weight"}),
-        ("hidden_output", {"layers.0.weight", "layers.0.cov.weight_scale"}),
-        ("features", {"layers.2.weight", "layers.2.cov.weight_scale"}),
-    ],
-)
-def test_frozen_layers_keep_their_prior_draw_and_the_rest_trains(frozen, trained, tmp_path):
-    """Frozen layers (mean and covariance) are in no optimizer group and stay at their prior
-    draw through training while every other parameter changes; bias=False builds the layers
-    without biases; both survive save / load."""
-    kwargs = dict(net_arch=[50, 50], cov="diagonal", bias=False, frozen=frozen, **SHARED)
-    model = IVIDQN(
-        "MlpPolicy",
-        deep_sea(5),
-        seed=0,
-        **{**SMALL, "learning_starts": 20, "policy_kwargs": kwargs},
-    )
-    net = model.policy.q_net.q_net
-    assert all(layer.bias is None for layer in net.layers)
-    names = {n for g in model.policy.optimizer.param_groups for n in g["names"]}
-    assert names == {"q_net." + n for n in trained}
-    before = {k: v.clone() for k, v in net.named_parameters()}
-    model.learn(total_timesteps=150)
-    for name, value in net.named_parameters():
-        assert (not torch.equal(value, before[name])) == (name in trained), name
-    model.save(tmp_path / "model")
-    loaded = IVIDQN.load(tmp_path / "model").policy.q_net
-    assert loaded.settings.frozen == frozen
-    assert {n for n, p in loaded.q_net.named_parameters() if p.requires_grad} == trained
-    assert loaded.q_net.layers[0].bias is None
-
-
-@pytest.mark.parametrize(
     ("name", "value", "accepted"),
-    [
-        ("bias", "no", "True, False"),
-        ("frozen", "input", "none, output, hidden_output, features"),
-        ("prior_mean", "ones", "random, zero"),
-        ("per_action", "yes", "True, False"),
-    ],
+    [("bias", "no", "True, False"), ("per_action", "yes", "True, False")],
 )
 def test_bad_structure_settings_are_named(name, value, accepted):
     with pytest.raises(
@@ -331,88 +294,18 @@ def test_bad_structure_settings_are_named(name, value, accepted):
         IVIDQN("MlpPolicy", deep_sea(5), policy_kwargs={name: value})
 
 
-def test_hidden_output_frozen_keeps_never_visited_cells_exactly_at_the_prior():
-    """With every layer but the input layer frozen and no biases, a never-visited cell's Q
-    under any draw is exactly its prior value (its one-hot input column gets no gradient:
-    IVI's null space); when the shared layers train (frozen='none'), it is not."""
-    changed = {}
-    for frozen in ("hidden_output", "none"):
-        kwargs = dict(net_arch=[50, 50], cov="lowrank", rank=4, bias=False, frozen=frozen)
-        model = IVIDQN(
-            "MlpPolicy",
-            deep_sea(8),
-            seed=0,
-            **{**SMALL, "learning_starts": 20, "policy_kwargs": kwargs},
-        )
-        cells = torch.eye(64)
-        noise = model.policy.q_net.q_net.sample_noise((16,), seed=5)
-        before = model.policy.q_net.q_net(cells, noise)
-        model.learn(total_timesteps=8 * 30)
-        buffer = model.replay_buffer
-        seen = np.concatenate(
-            [buffer.observations[: buffer.pos, 0], buffer.next_observations[: buffer.pos, 0]]
-        ).sum(0)
-        never = torch.as_tensor(seen == 0)
-        assert 0 < never.sum() < 64
-        after = model.policy.q_net.q_net(cells, noise)
-        if frozen == "hidden_output":
-            torch.testing.assert_close(after[:, never], before[:, never], rtol=0, atol=0)
-        changed[frozen] = (after[:, never] - before[:, never]).abs().max().item()
-    assert changed["none"] > 1e-4
-
-
-def test_zero_prior_mean_starts_the_stochastic_layers_means_at_zero(tmp_path):
-    """prior_mean='zero': the stochastic layers' weight means start at 0 in the online and
-    the target network, their covariance and the deterministic hidden layer as with
-    'random' (same seed); the setting survives save / load."""
-    nets = {}
-    for prior_mean in ("random", "zero"):
-        kwargs = dict(net_arch=[20, 20], cov="diagonal", **{**SHARED, "prior_mean": prior_mean})
-        model = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **{**SMALL, "policy_kwargs": kwargs})
-        nets[prior_mean] = model.policy
-    random, zero = (nets[k].q_net.q_net.layers for k in ("random", "zero"))
-    for layer_random, layer_zero in zip(random, zero, strict=True):
-        if layer_zero.is_stochastic:
-            assert not layer_zero.weight.any()
-            torch.testing.assert_close(layer_zero.cov.weight_scale, layer_random.cov.weight_scale)
-        else:
-            torch.testing.assert_close(layer_zero.weight, layer_random.weight)
-    assert [layer.is_stochastic for layer in zero] == [True, False, True]
-    target = nets["zero"].q_net_target.q_net.layers
-    assert not target[0].weight.any() and not target[2].weight.any()
-    model.save(tmp_path / "model")
-    assert IVIDQN.load(tmp_path / "model").policy.q_net.settings.prior_mean == "zero"
-
-
-def test_zero_prior_mean_without_stochastic_layers_is_named():
-    kwargs = dict(net_arch=[8], stochastic="none", cov=None, prior_mean="zero")
-    with pytest.raises(ValueError, match=r"prior_mean='zero' needs stochastic layers.*'none'"):
-        IVIDQN("MlpPolicy", deep_sea(5), policy_kwargs=kwargs)
-
-
-def test_zero_prior_mean_centres_the_draws_preference_at_every_state():
-    """The share of 400 prior draws that prefer action 0, per Deep Sea N = 8 state, for Q
-    linear in the one-hot cell. Zero means: 0.5 at every state in expectation; the binomial
-    sd of a share of 400 is 0.025, so all 64 lie in [0.4, 0.6] (4 sd). A random mean shared
-    by the draws moves a state's share to Phi(u), u ~ N(0, 1) over states (the mean's and the
-    covariance's variances are equal), outside [0.2, 0.8] for 40% of states in expectation;
-    more than a fifth are asserted (binomial over 64 states: 4 sd below 0.4)."""
-    shares = {}
-    for prior_mean in ("random", "zero"):
-        kwargs = dict(net_arch=[], cov="diagonal", bias=False, prior_mean=prior_mean)
-        model = IVIDQN("MlpPolicy", deep_sea(8), seed=0, **{**SMALL, "policy_kwargs": kwargs})
-        q = model.policy.q_net.sampled_q(
-            torch.eye(64), (400,), generator=torch.Generator().manual_seed(1)
-        )
-        shares[prior_mean] = (q[..., 0] > q[..., 1]).float().mean(0)
-    assert ((shares["zero"] - 0.5).abs() <= 0.1).all()
-    assert ((shares["random"] - 0.5).abs() > 0.3).float().mean() > 0.2
-
-
-def test_freezing_needs_hidden_layers():
-    for frozen in ("output", "hidden_output"):
-        with pytest.raises(ValueError, match=rf"frozen='{frozen}' needs hidden layers.*\[\]"):
-            IVIDQN("MlpPolicy", deep_sea(5), policy_kwargs={"net_arch": [], "frozen": frozen})
+def test_the_stochastic_layers_means_start_at_zero_and_deterministic_ones_do_not():
+    model = IVIDQN(
+        "MlpPolicy",
+        deep_sea(5),
+        seed=0,
+        **{**SMALL, "policy_kwargs": dict(net_arch=[20, 20], cov="diagonal", **SHARED)},
+    )
+    for net in (model.policy.q_net, model.policy.q_net_target):
+        layers = net.q_net.layers
+        assert [layer.is_stochastic for layer in layers] == [True, False, True]
+        assert not layers[0].weight.any() and not layers[2].weight.any()
+        assert layers[1].weight.any()
 
 
 def _deep_sea_solve_episode(
@@ -429,7 +322,7 @@ def _deep_sea_solve_episode(
     from ivi_rl.pipeline.store import run_paths
 
     config = load_rl_config(
-        Path(__file__).parents[2] / "experiments" / (config or "ablations/deep_sea_input.toml"),
+        EXPERIMENTS / (config or "archive/ablations/deep_sea_input.toml"),
         out=str(tmp_path),
     )
     config = dataclasses.replace(config, stop_when_solved=True)
@@ -450,14 +343,14 @@ def _deep_sea_solve_episode(
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_deep_sea_20_the_sweeps_ivi_dqn_solves_it_and_epsilon_greedy_dqn_does_not(seed, tmp_path):
-    """Deep Sea N = 20 within 600 episodes, both agents as configured in
-    experiments/deep_sea.toml (about 15 s for IVIDQN, 20 s for DQN here).
+    """Deep Sea N = 20 within 600 episodes, the linear IVIDQN of the archived sweep and
+    bsuite's epsilon-greedy DQN (experiments/archive/deep_sea_linear.toml; about 15 s for
+    IVIDQN, 20 s for DQN here).
 
-    The bound: in the sweep's run of experiments/deep_sea_cpu_ivi.toml (RESULTS.md, "A
-    zero-mean prior") IVIDQN solved N = 20 at episodes 314, 409 and 376 (seeds 0-2), so 600
-    leaves a margin of 1.5x over the slowest seed; dithering needs about 2^20 episodes, and
-    epsilon-greedy DQN solved no size from 10 up in the sweep's runs."""
-    sweep = "deep_sea.toml"
+    The bound: in that sweep IVIDQN solved N = 20 at episodes 314, 409 and 376 (seeds 0-2),
+    so 600 leaves a margin of 1.5x over the slowest seed; dithering needs about 2^20
+    episodes, and epsilon-greedy DQN solved no size from 10 up in the sweep's runs."""
+    sweep = "archive/deep_sea_linear.toml"
     assert _deep_sea_solve_episode("ivi_dqn", seed, tmp_path / "ivi", 600, 20, sweep) <= 600
     assert _deep_sea_solve_episode("dqn", seed, tmp_path / "dqn", 600, 20, sweep) is None
 
@@ -465,48 +358,49 @@ def test_deep_sea_20_the_sweeps_ivi_dqn_solves_it_and_epsilon_greedy_dqn_does_no
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_deep_sea_10_the_mlp_ivi_dqn_solves_it_within_2_to_the_n_episodes(seed, tmp_path):
-    """Deep Sea N = 10 within 2^10 + 100 episodes, the MLP IVIDQN (one MLP per action) as
-    configured in experiments/deep_sea.toml (under a minute here); dithering needs about 2^N.
+    """Deep Sea N = 10 within 2^10 + 100 episodes, the first MLP IVIDQN (one MLP per action,
+    experiments/archive/deep_sea_linear.toml; under a minute here); dithering needs about 2^N.
 
-    The bound: in its sweep (experiments/deep_sea_cpu_mlp.toml, seeds 2-4) it solved N = 10
-    at episodes 562, 277 and 278, so 1,124 leaves a margin of 2x over the slowest seed."""
+    The bound: in its sweep (seeds 2-4) it solved N = 10 at episodes 562, 277 and 278, so
+    1,124 leaves a margin of 2x over the slowest seed."""
     episodes = 2**10 + 100
-    solved = _deep_sea_solve_episode("ivi_dqn_mlp", seed, tmp_path, episodes, 10, "deep_sea.toml")
+    sweep = "archive/deep_sea_linear.toml"
+    solved = _deep_sea_solve_episode("ivi_dqn_mlp", seed, tmp_path, episodes, 10, sweep)
     assert solved is not None and solved <= episodes
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_deep_sea_10_the_defaults_solve_it_and_epsilon_greedy_dqn_does_not(seed, tmp_path):
-    """Deep Sea N = 10 within 2^10 + 100 episodes: IVIDQN with nothing set
-    (experiments/ivi_dqn_defaults.toml's agent) solves it; epsilon-greedy DQN with bsuite's
-    settings (experiments/deep_sea.toml) does not (about 20 s each here).
+    """Deep Sea N = 10 within 2^10 + 100 episodes: IVIDQN with nothing set (the agent of
+    experiments/deep_sea.toml) solves it; bsuite's epsilon-greedy DQN (the same config) does
+    not (about 20 s each here).
 
     The bound: the defaults' schedule was chosen on these seeds, which solved N = 10 at
-    episodes 517 and 318 (RESULTS.md, "IVIDQN's defaults"), a margin of 2.2x; dithering needs
-    about 2^N episodes, and DQN solved no size from 10 up in the sweep's runs."""
+    episodes 517 and 318, a margin of 2.2x; dithering needs about 2^N episodes, and DQN
+    solved no size from 10 up in the sweep's runs."""
     from ivi_rl.pipeline.rl_config import load_rl_config
 
-    config = "ivi_dqn_defaults.toml"
-    agent = load_rl_config(Path(__file__).parents[2] / "experiments" / config).agents[0]
-    assert agent.label == "defaults" and agent.settings == {}
+    config = "deep_sea.toml"
+    agent = load_rl_config(EXPERIMENTS / config).agents[0]
+    assert agent.label == "ivi_dqn" and agent.settings == {}
     episodes = 2**10 + 100
-    solved = _deep_sea_solve_episode("defaults", seed, tmp_path / "ivi", episodes, 10, config)
+    solved = _deep_sea_solve_episode("ivi_dqn", seed, tmp_path / "ivi", episodes, 10, config)
     assert solved is not None and solved <= episodes
-    dqn = _deep_sea_solve_episode("dqn", seed, tmp_path / "dqn", episodes, 10, "deep_sea.toml")
+    dqn = _deep_sea_solve_episode("dqn", seed, tmp_path / "dqn", episodes, 10, config)
     assert dqn is None
 
 
 @pytest.mark.slow
 def test_cartpole_the_deep_sea_mlp_agent_learns_with_rewards_scaled_and_diverges_without():
-    """experiments/cartpole_mlp.toml's MLP IVIDQN (plain SGD, no clipping): with
+    """experiments/archive/cartpole_mlp.toml's MLP IVIDQN (plain SGD, no clipping): with
     reward_scale 0.01 its greedy return after 5e4 steps is at least 250 (RESULTS: 294-487 over
     seeds 0-5, 360 for seed 0); with the rewards unscaled the TD loss diverges."""
     import dataclasses
 
     from ivi_rl.pipeline.rl_config import agent_on, build_agent, load_rl_config, make_env
 
-    config = load_rl_config(Path(__file__).parents[2] / "experiments" / "cartpole_mlp.toml")
+    config = load_rl_config(EXPERIMENTS / "archive" / "cartpole_mlp.toml")
     env = config.envs[0]
     spec = agent_on(next(a for a in config.agents if a.label == "ivi_dqn_mlp"), env)
     assert spec.settings["reward_scale"] == 0.01
@@ -523,7 +417,7 @@ def test_cartpole_the_deep_sea_mlp_agent_learns_with_rewards_scaled_and_diverges
 @pytest.mark.parametrize("seed", [0, 1])
 def test_deep_sea_8_ivi_dqn_solves_it_and_epsilon_greedy_dqn_does_not(seed, tmp_path):
     """Deep Sea N = 8 within 400 episodes, IVIDQN with its Deep Sea settings against
-    epsilon-greedy DQN, both as configured in experiments/ablations/deep_sea_input.toml.
+    epsilon-greedy DQN, both as configured in experiments/archive/ablations/deep_sea_input.toml.
 
     The bound: in the ablation (6 seeds, RESULTS.md) IVIDQN solved N = 8 in every seed, at
     episodes 86-239, so 400 leaves a margin of 1.7x over the slowest seed; DQN solved it in 2
@@ -684,21 +578,22 @@ def test_bad_tau_is_named_before_training(algorithm, bad):
 
 def test_bad_arguments():
     with pytest.raises(
-        ValueError, match=r"target='online' is not accepted; accepted: same_draw, mean, independent"
-    ):
-        IVIDQN("MlpPolicy", deep_sea(5), target="online")
-    with pytest.raises(
-        ValueError, match=r"output_noise='exact' is not accepted; accepted: sampled, marginalized"
+        ValueError, match=r"output_noise='exact' is not accepted; accepted: marginalized, sampled"
     ):
         IVIDQN("MlpPolicy", deep_sea(5), output_noise="exact")
-    with pytest.raises(ValueError, match=r"output_noise='marginalized' needs loss='mse'.*'huber'"):
-        IVIDQN("MlpPolicy", deep_sea(5), output_noise="marginalized", loss="huber")
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'target'"):
+        IVIDQN("MlpPolicy", deep_sea(5), target="mean")  # a variant (ivi_rl.contrib)
     with pytest.raises(
         ValueError, match=r"exploration_final_eps=0.1: IVIDQN explores by posterior sampling"
     ):
         IVIDQN("MlpPolicy", deep_sea(5), exploration_final_eps=0.1)
-    with pytest.raises(ValueError, match=r"optimizer_class=RMSprop has no muP learning-rate rule"):
-        IVIDQN("MlpPolicy", deep_sea(5), policy_kwargs=dict(optimizer_class=torch.optim.RMSprop))
+    for optimizer in (torch.optim.RMSprop, torch.optim.Adam):
+        with pytest.raises(
+            ValueError,
+            match=rf"optimizer_class={optimizer.__name__} is not accepted; accepted: "
+            r"torch.optim.SGD$",
+        ):
+            IVIDQN("MlpPolicy", deep_sea(5), policy_kwargs=dict(optimizer_class=optimizer))
 
 
 @pytest.mark.cuda
@@ -716,9 +611,9 @@ def test_the_q_networks_settings_are_one_checked_dataclass(tmp_path):
     from ivi_rl.agents.sb3.policies import QNetworkSettings
 
     env = gym.make("CartPole-v1")
-    kwargs = {"net_arch": [8], "cov": "diagonal", "bias": False, "prior_mean": "zero"}
+    kwargs = {"net_arch": [8], "cov": "diagonal", "bias": False, "per_action": False}
     model = IVIDQN("MlpPolicy", env, policy_kwargs=kwargs, seed=0)
-    expected = QNetworkSettings(cov="diagonal", bias=False, prior_mean="zero")
+    expected = QNetworkSettings(cov="diagonal", bias=False, per_action=False)
     assert model.policy.settings == model.policy.q_net.settings == expected
     model.save(tmp_path / "m")
     assert IVIDQN.load(tmp_path / "m").policy.q_net_target.settings == expected
@@ -736,7 +631,6 @@ def _train_on_one_action(per_action: bool, steps: int = 200):
         stochastic="last",
         cov="full",
         bias=False,
-        prior_mean="zero",
         parametrization="sp",
         input_scale="sqrt_dim",
         per_action=per_action,

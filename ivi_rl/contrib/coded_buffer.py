@@ -4,7 +4,7 @@ Every stored transition n gets a code c_n ~ N(0, I / R) once, when it is added, 
 buffer's own seeded generator; a minibatch returns each transition's code with it, so a
 transition keeps its code for as long as it is replayed, and through
 ``save_replay_buffer`` / ``load_replay_buffer`` (the codes and the generator are pickled with
-the buffer). See ``ivi_rl.perturbation_codes`` and :class:`agents.sb3.ivi_dqn.IVIDQN`'s
+the buffer). See ``ivi_rl.contrib.noise_aware.perturbation_codes`` and :class:`VariantIVIDQN`'s
 ``target_noise``.
 """
 
