@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from ivi_rl.checks import check_choice
+
 from .trial import Trial
 
 __all__ = [
@@ -190,8 +192,7 @@ class NeuralUCBProblem(BanditProblem):
         num_actions: int = 4,
         noise_std: float = 1.0,
     ) -> None:
-        if reward not in self.REWARDS:
-            raise ValueError(f"reward={reward!r} is not accepted; accepted: {self.REWARDS}")
+        check_choice("reward", reward, self.REWARDS)
         self.reward, self.arm_dim = reward, _check_dim(arm_dim, "arm_dim")
         self.num_actions = _check_arms(num_actions)
         self.context_dim = self.arm_dim * self.num_actions

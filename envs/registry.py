@@ -5,6 +5,8 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
+from ivi_rl.checks import check_choice
+
 from .loaders import (
     load_adult,
     load_arrays,
@@ -54,8 +56,7 @@ def make_problem(name: str, **settings) -> BanditProblem:
     synthetic ones, so a runner can pass them to every dataset alike. Unknown names and
     unknown settings raise before any file is read.
     """
-    if not isinstance(name, str) or name not in DATASETS:
-        raise ValueError(f"dataset={name!r} is not accepted; accepted: {', '.join(DATASETS)}")
+    check_choice("dataset", name, DATASETS)
     builder = DATASETS[name]
     params = inspect.signature(builder).parameters
     accepted = [p for p in params if p != "self"]

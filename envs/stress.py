@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ivi_rl.checks import check_choice
+
 from .problems import BanditProblem, _check_arms
 from .tabular import _zscore
 from .trial import Trial
@@ -42,8 +44,7 @@ class StressProblem(BanditProblem):
     default_horizon = 2000
 
     def __init__(self, kind: str, num_actions: int = 12, structure_seed: int = 0) -> None:
-        if kind not in STRESS_KINDS:
-            raise ValueError(f"kind={kind!r} is not accepted; accepted: {', '.join(STRESS_KINDS)}")
+        check_choice("kind", kind, STRESS_KINDS)
         self.kind, self.name = kind, f"stress_{kind}"
         self.num_actions = _check_arms(num_actions)
         rng = np.random.default_rng(structure_seed)

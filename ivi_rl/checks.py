@@ -3,11 +3,12 @@ the value it got and what is accepted."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
 __all__ = [
+    "check_choice",
     "check_generator",
     "check_positive_int",
     "check_same_device",
@@ -17,6 +18,15 @@ __all__ = [
 
 
 _EMPTY = torch.Size()
+
+
+def check_choice(argument: str, value: object, accepted: Iterable[str]) -> str:
+    """``value`` if it is one of the strings ``accepted``; else one ``ValueError`` naming
+    the argument, the value and every accepted one. The one check of a string option."""
+    options = [str(a) for a in accepted]
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{argument}={value!r} is not accepted; accepted: {', '.join(options)}")
+    return value
 
 
 def check_positive_int(value: object, argument: str, *, minimum: int = 1) -> int:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TypeVar
 
+from .checks import check_choice
+
 __all__ = [
     "Activation",
     "CovarianceFamily",
@@ -96,13 +98,8 @@ E = TypeVar("E", bound=StrEnum)
 
 
 def parse_enum(enum_cls: type[E], value: object, argument: str) -> E:
-    """Return ``enum_cls(value)`` or raise an error naming ``argument`` and the accepted values."""
+    """Return ``enum_cls(value)``, or :func:`ivi_rl.checks.check_choice`'s error naming
+    ``argument`` and the accepted values."""
     if isinstance(value, enum_cls):
         return value
-    accepted = ", ".join(repr(m.value) for m in enum_cls)
-    if not isinstance(value, str):
-        raise TypeError(f"{argument}={value!r} must be a string; accepted: {accepted}")
-    try:
-        return enum_cls(value)
-    except ValueError:
-        raise ValueError(f"{argument}={value!r} is not accepted; accepted: {accepted}") from None
+    return enum_cls(check_choice(argument, value, (m.value for m in enum_cls)))

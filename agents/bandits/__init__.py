@@ -6,6 +6,8 @@ any agent of :data:`AGENTS` or a variant of ``ivi_rl.contrib`` by name.
 
 from __future__ import annotations
 
+from ivi_rl.checks import check_choice
+
 from .base import BanditAgent, NeuralSettings, Settings, TrialsDiverged
 from .bbb import BBB
 from .boot_rms import BootRMS
@@ -69,6 +71,6 @@ def make_agent(
 ) -> BanditAgent:
     """Build the named agent for ``len(seeds)`` parallel trials."""
     classes = agent_classes()
-    if not isinstance(name, str) or name not in classes:
-        raise ValueError(f"agent={name!r} is not accepted; accepted: {', '.join(classes)}")
-    return classes[name](num_actions, context_dim, seeds, horizon, **kwargs)
+    return classes[check_choice("agent", name, classes)](
+        num_actions, context_dim, seeds, horizon, **kwargs
+    )

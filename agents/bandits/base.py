@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from ivi_rl.checks import resolve_device
+from ivi_rl.checks import check_choice, resolve_device
 
 from .buffer import TrialBuffer
 from .streams import TrialStreams
@@ -100,8 +100,8 @@ def _check_type(agent: str, key: str, value: Any, hint: Any) -> None:
     elif hint is bool:
         ok, accepted = isinstance(value, bool), "true or false"
     elif typing.get_origin(hint) is typing.Literal:
-        ok = value in typing.get_args(hint)
-        accepted = "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+        check_choice(f"agent {agent!r}: {key}", value, typing.get_args(hint))
+        return
     else:
         ok, accepted = isinstance(value, hint), getattr(hint, "__name__", str(hint))
     if not ok:

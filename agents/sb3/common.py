@@ -20,7 +20,6 @@ __all__ = [
     "EpisodicSampling",
     "NamedRuns",
     "NoEpsilon",
-    "check_choice",
     "check_number",
     "check_spaces",
 ]
@@ -45,12 +44,6 @@ def finite_loss(algorithm, loss: torch.Tensor) -> float:
             "learning rate or check the rewards' scale"
         )
     return value
-
-
-def check_choice(argument: str, value: object, accepted: tuple[str, ...]) -> None:
-    """``value`` is one of the string settings ``accepted``, or one error naming all of them."""
-    if not isinstance(value, str) or value not in accepted:
-        raise ValueError(f"{argument}={value!r} is not accepted; accepted: {', '.join(accepted)}")
 
 
 def check_number(argument: str, value: object, *, positive: bool, also: str = "") -> float:
