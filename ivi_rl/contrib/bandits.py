@@ -137,9 +137,7 @@ class NoiseAwareIVITS(IVITS):
     def _minibatch(self, targets, idx, actions, z) -> tuple[Tensor, Tensor]:
         y = torch.gather(targets, 1, idx)
         if self.codes is not None:
-            codes = torch.gather(
-                self.codes, 1, idx[..., None].expand(-1, -1, self.codes.shape[-1])
-            )
+            codes = torch.gather(self.codes, 1, idx[..., None].expand(-1, -1, self.codes.shape[-1]))
             shift = (codes @ z[..., None].to(self.dtype))[..., 0]
             y = y + torch.gather(self._noise_std, 1, idx) * shift
         if self.slack is not None:

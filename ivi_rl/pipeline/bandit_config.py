@@ -49,6 +49,7 @@ from .configs import (
     executor_spec,
     load_toml_config,
     out_folder,
+    pop_why,
     positive,
     seeds,
     typed,
@@ -146,7 +147,8 @@ def _dataset(i: int, table: dict[str, Any]) -> DatasetSpec:
 
 def _agent(i: int, table: dict[str, Any]) -> AgentSpec:
     name, label, settings = _named(i, "agents", table)
-    return AgentSpec(label, name, settings)
+    why = pop_why(f"agents[{i}]", settings)
+    return AgentSpec(label, name, settings, why=why)
 
 
 def _check_memory(where: str, config: BanditConfig, horizon: int, problem) -> None:

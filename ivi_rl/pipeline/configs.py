@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ivi_rl.checks import check_choice
+
 from .errors import ConfigError
 from .executors import ExecutorKind, ExecutorSpec
 
@@ -24,6 +26,7 @@ __all__ = [
     "executor_spec",
     "layer_settings",
     "load_toml_config",
+    "pop_why",
     "positive",
     "read_config",
     "seeds",
@@ -230,6 +233,18 @@ class AgentSpec:
     own: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
     """The settings its own entry sets (the rest came from defaults): an env's agent
     settings (RL) replace the defaults, never these."""
+    why: str = dataclasses.field(default="", compare=False)
+    """Why the agent departs from its class's defaults (the entry's ``why``; '' if it does
+    not). Not a setting: it changes no result."""
+
+
+def pop_why(where: str, table: dict[str, Any]) -> str:
+    """Remove and return an agent entry's ``why``: a string saying why its settings are not
+    the agent's defaults (e.g. a baseline's published tuning)."""
+    why = table.pop("why", "")
+    if not isinstance(why, str):
+        raise ConfigError(f"{where}: why={why!r} is not accepted; accepted: a string")
+    return why
 
 
 def tables(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -268,6 +283,14 @@ def positive(value: Any, key: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{key}={value!r} must be a positive int")
     return value
+
+
+def choice(argument: str, value: Any, accepted) -> str:
+    """``ivi_rl.checks.check_choice`` as a :class:`ConfigError`."""
+    try:
+        return check_choice(argument, value, accepted)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def typed(raw: dict[str, Any], key: str, kind: type, default: Any) -> Any:
@@ -330,9 +353,7 @@ def executor_spec(raw: dict[str, Any]) -> ExecutorSpec:
         raise ConfigError(
             f"executor: unknown keys {sorted(unknown)}; accepted: {sorted(EXECUTOR_KEYS)}"
         )
-    kind = raw.get("executor_kind", table.get("kind", "local"))
-    if kind not in set(ExecutorKind):
-        raise ConfigError(f"executor={kind!r} is not accepted; accepted: {', '.join(ExecutorKind)}")
+    kind = choice("executor", raw.get("executor_kind", table.get("kind", "local")), ExecutorKind)
     address = raw.get("executor_address", table.get("address"))
     if address is not None and (kind != ExecutorKind.RAY or not isinstance(address, str)):
         raise ConfigError(

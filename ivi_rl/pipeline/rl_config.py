@@ -43,7 +43,8 @@ from torch import nn
 
 from ivi_rl import envs
 from ivi_rl.agents import IVIDQN, BootstrappedDQN, NoisyDQN
-from ivi_rl.checks import resolve_device
+from ivi_rl.checks import check_choice, resolve_device
+from ivi_rl.contrib.sb3 import RL_VARIANTS
 
 from .configs import (
     AgentSpec,
@@ -52,11 +53,13 @@ from .configs import (
     check_known_keys,
     check_label,
     check_unique_labels,
+    choice,
     default_label,
     executor_spec,
     layer_settings,
     load_toml_config,
     out_folder,
+    pop_why,
     positive,
     seeds,
     select_by_label,
@@ -84,6 +87,7 @@ ALGORITHMS = {
     "bootstrapped_dqn": BootstrappedDQN,
     "noisy_dqn": NoisyDQN,
     "dqn": DQN,
+    **RL_VARIANTS,
 }
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 """Optimizers a TOML config names in ``policy_kwargs.optimizer_class`` (those with a muP rule)."""
@@ -232,14 +236,11 @@ def _env_agent_defaults(env_id: str, table: dict[str, Any]) -> dict[str, Any]:
 
 def _agent(i: int, table: dict[str, Any], own: dict[str, Any] | None = None) -> AgentSpec:
     table = dict(table)
-    name = table.pop("name", None)
-    if name not in ALGORITHMS:
-        raise ConfigError(
-            f"agents[{i}]: name={name!r} is not accepted; accepted: {', '.join(ALGORITHMS)}"
-        )
+    name = choice(f"agents[{i}]: name", table.pop("name", None), ALGORITHMS)
     label = check_label(f"agents[{i}]", table.pop("label", name))
-    own = {k: v for k, v in (own or {}).items() if k not in ("name", "label")}
-    return AgentSpec(label, name, table, own)
+    why = pop_why(f"agents[{i}]", table)
+    own = {k: v for k, v in (own or {}).items() if k not in ("name", "label", "why")}
+    return AgentSpec(label, name, table, own, why)
 
 
 def agent_on(agent: AgentSpec, env: EnvSpec) -> AgentSpec:
@@ -290,12 +291,7 @@ def build_agent(agent: AgentSpec, env: gym.Env, **kwargs: Any):
     policy = dict(settings.get("policy_kwargs", {}))
     for key, classes in CLASS_SETTINGS.items():
         if key in policy:
-            name = policy[key]
-            if not isinstance(name, str) or name not in classes:
-                raise ValueError(
-                    f"policy_kwargs.{key}={name!r} is not accepted; accepted: " + ", ".join(classes)
-                )
-            policy[key] = classes[name]
+            policy[key] = classes[check_choice(f"policy_kwargs.{key}", policy[key], classes)]
     if policy:
         settings["policy_kwargs"] = policy
     return ALGORITHMS[agent.name]("MlpPolicy", env, **settings, **kwargs)

@@ -10,7 +10,11 @@ import pytest
 from experiments.deep_sea_draws import draw_report, main
 
 CONFIG = str(
-    Path(__file__).resolve().parents[2] / "experiments" / "ablations" / "deep_sea_input.toml"
+    Path(__file__).resolve().parents[2]
+    / "experiments"
+    / "archive"
+    / "ablations"
+    / "deep_sea_input.toml"
 )
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from experiments.deep_sea_spread import main, spread_trace
 
-ABLATIONS = Path(__file__).resolve().parents[2] / "experiments" / "ablations"
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+ABLATIONS = EXPERIMENTS / "archive" / "ablations"
 INPUT = str(ABLATIONS / "deep_sea_input.toml")  # the sweep's IVIDQN at N = 8, 10, 12
 READOUT = str(ABLATIONS / "deep_sea_readout.toml")  # N = 18, 22, 26
 
@@ -53,7 +54,7 @@ def test_cli_prints_a_row_per_checkpoint_and_names_bad_input(capsys):
 def test_trace_runs_on_the_shipped_sweep_config_with_a_zero_mean_prior(capsys):
     """experiments/deep_sea.toml's IVIDQN starts its means at 0: the readout has no prior
     rms to divide by (it used to raise ZeroDivisionError); the ratio is NaN, printed n/a."""
-    sweep = str(ABLATIONS.parent / "deep_sea.toml")
+    sweep = str(EXPERIMENTS / "deep_sea.toml")
     (row,) = spread_trace(sweep, "ivi_dqn", 10, seed=0, checkpoints=[0], draws=4)
     assert row.readout_rms_ratio != row.readout_rms_ratio  # NaN
     assert row.spread_unvisited > 0
@@ -65,21 +66,19 @@ def _deep_sea_ivi_configs() -> list[tuple[str, str, int]]:
     from ivi_rl.pipeline.rl_config import load_rl_config
 
     cases = []
-    for path in sorted(ABLATIONS.parent.rglob("*.toml")):
+    for path in sorted(EXPERIMENTS.rglob("*.toml")):
         try:
             config = load_rl_config(path)
         except Exception:  # a bandit config
             continue
         sizes = [e.kwargs["size"] for e in config.envs if e.id == "ivi_rl/DeepSea-v0"]
-        agents = [a.label for a in config.agents if a.name == "ivi_dqn"]
+        agents = [a.label for a in config.agents if a.name in ("ivi_dqn", "ivi_dqn_variant")]
         if sizes and agents:
-            cases.append((str(path.relative_to(ABLATIONS.parent)), agents[0], min(sizes)))
+            cases.append((str(path.relative_to(EXPERIMENTS)), agents[0], min(sizes)))
     return cases
 
 
 @pytest.mark.parametrize(("config", "agent", "size"), _deep_sea_ivi_configs())
 def test_trace_starts_on_every_shipped_deep_sea_config(config, agent, size):
-    (row,) = spread_trace(
-        str(ABLATIONS.parent / config), agent, size, seed=0, checkpoints=[0], draws=4
-    )
+    (row,) = spread_trace(str(EXPERIMENTS / config), agent, size, seed=0, checkpoints=[0], draws=4)
     assert row.spread_unvisited >= 0 and row.episodes == 0

@@ -184,13 +184,15 @@ def test_bad_inheritance_is_one_line(tmp_path, files, match):
 
 
 def test_shipped_configs_inherit_instead_of_copying():
-    """deep_sea_cpu_xl.toml's IVIDQN comes through three bases: deep_sea_cpu.toml's MLP agent
-    on top of deep_sea.toml's bsuite settings on top of IVIDQN's previous defaults (its
-    policy_kwargs key by key); no RL config repeats bsuite's replay settings except
-    deep_sea.toml's defaults, the two ablations that predate them and the cost benchmark of
-    IVIDQN's defaults (which are these settings), whose DQN needs them spelled out."""
-    xl = load_rl_config(EXPERIMENTS / "deep_sea_cpu_xl.toml")
+    """The archive's deep_sea_cpu_xl.toml's IVIDQN comes through three bases:
+    deep_sea_cpu.toml's MLP agent on top of the old deep_sea.toml's bsuite settings on top of
+    IVIDQN's previous defaults (its policy_kwargs key by key); no RL config repeats bsuite's
+    replay settings except that deep_sea.toml's defaults, the two ablations that predate them,
+    the cost benchmark of IVIDQN's defaults (which are these settings), whose DQN needs them
+    spelled out, and today's deep_sea.toml, whose DQN is bsuite's reference agent."""
+    xl = load_rl_config(EXPERIMENTS / "archive" / "deep_sea_cpu_xl.toml")
     assert [a.label for a in xl.agents] == ["ivi_dqn", "bootstrapped_dqn"]
+    assert xl.agents[0].name == "ivi_dqn_variant"  # the archive runs the contrib variant
     assert xl.agents[0].settings == {
         "learning_rate": 0.01,
         "max_grad_norm": 10,
@@ -219,9 +221,10 @@ def test_shipped_configs_inherit_instead_of_copying():
         if {"buffer_size = 10000", "learning_starts = 128"} <= set(p.read_text().splitlines())
     ]
     assert sorted(copies) == [
-        "ablations/deep_sea_input.toml",
-        "ablations/deep_sea_prior.toml",
-        "ablations/defaults_cost.toml",  # DQN on IVIDQN's default schedule, no pins wanted
+        "archive/ablations/deep_sea_input.toml",
+        "archive/ablations/deep_sea_prior.toml",
+        "archive/ablations/defaults_cost.toml",  # DQN on IVIDQN's default schedule
+        "archive/deep_sea_linear.toml",
         "deep_sea.toml",
     ]
 
@@ -343,10 +346,7 @@ def test_classic_gives_each_env_the_rl_zoos_own_dqn_settings():
         dqn = agents["dqn"]
         assert (*(dqn[k] for k in keys), env.timesteps) == zoo[env.label], env.label
         assert dqn["policy_kwargs"] == {"net_arch": [256, 256]}
-        ivi = agents["ivi_dqn"]
-        assert ivi["learning_rate"] == 0.1  # its own muP rate
-        assert {k: ivi[k] for k in keys[1:8]} == {k: dqn[k] for k in keys[1:8]}
-        assert not any(k.startswith("exploration") for k in ivi)
+        assert agents["ivi_dqn"] == {}  # IVIDQN at its defaults
 
 
 # ------------------------------------------------------------------ executors
