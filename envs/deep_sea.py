@@ -8,9 +8,13 @@ col]`` with ``mapping = np.random.RandomState(mapping_seed).binomial(1, 0.5, (N,
 while on the diagonal (still on the optimal path). The observation is the one-hot grid
 (all zeros after the last step).
 
-Stochastic variant (``deterministic=False``): "right" succeeds with probability 1 - 1/N (the
-move cost is still charged) and N(0, 1) noise is added to the reward at the last row in the
-first or last column.
+Stochastic variant (``deterministic=False``; bsuite's ``deep_sea_stochastic``): "right"
+succeeds with probability 1 - 1/N (the move cost is still charged) and N(0, 1) noise is added
+to the reward at the last row in the first or last column. The noise is drawn before the
+move, as bsuite does.
+
+At the end of every episode ``info`` holds bsuite's counters: ``bad_episode``,
+``total_bad_episodes`` and ``denoised_return`` (the treasures found so far, noise excluded).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class DeepSeaEnv(gym.Env):
         self.observation_space = gym.spaces.Box(0.0, 1.0, (size, size), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(2)
         self.total_bad_episodes = 0
+        self.denoised_return = 0.0
         self.episodes = 0
         self._row = self._col = 0
         self._bad = False
@@ -82,6 +87,7 @@ class DeepSeaEnv(gym.Env):
         reward = 0.0
         if right and self._col == self.size - 1:
             reward += 1.0
+            self.denoised_return += 1.0
         if (
             not self.deterministic
             and self._row == self.size - 1
@@ -103,7 +109,11 @@ class DeepSeaEnv(gym.Env):
             self._started = False
             self.episodes += 1
             self.total_bad_episodes += int(self._bad)
-            info = {"bad_episode": self._bad, "total_bad_episodes": self.total_bad_episodes}
+            info = {
+                "bad_episode": self._bad,
+                "total_bad_episodes": self.total_bad_episodes,
+                "denoised_return": self.denoised_return,
+            }
         return self._observation(), reward, terminated, False, info
 
     def _observation(self) -> np.ndarray:

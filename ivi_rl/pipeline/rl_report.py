@@ -8,11 +8,13 @@ mean run's note, and counts as not solved in the Deep Sea columns and the bsuite
 from __future__ import annotations
 
 import contextlib
+import shutil
 
 import numpy as np
 
 from ivi_rl import envs
 
+from . import bsuite_logs
 from .atomic import write_bytes, write_text
 from .rl_config import RLConfig, agent_on, known_optimal_return, make_env
 from .store import figure_bytes, load_runs, split_diverged
@@ -70,23 +72,77 @@ def _mean_eval(found: list[dict], best: bool = False) -> float | str:
     return float(np.mean([m.max() if best else m[-1] for m in means]))
 
 
-def _scores(config: RLConfig, runs) -> dict[str, float]:
-    """bsuite Deep Sea score per agent, averaged over seeds (over the sizes in the config)."""
-    scores = {}
-    for a in config.agents:
-        per_seed = []
-        for seed in config.seeds:
-            sizes = {
-                int(r["size"]): int(r["solved"]) if int(r.get("solved", -1)) > 0 else None
-                for e in config.envs
-                for r in runs[e.label, a.label]  # a diverged record has no solve: None
-                if int(r["seed"]) == seed and int(r["size"]) > 0
-            }
-            if sizes:
-                per_seed.append(envs.deep_sea_score(sizes))
-        if per_seed:
-            scores[a.label] = float(np.mean(per_seed))
-    return scores
+def _deep_sea(spec) -> tuple[int, bool, int] | None:
+    """(size, deterministic, mapping seed) of a Deep Sea env spec, else None."""
+    with contextlib.closing(make_env(spec)) as env:
+        base = env.unwrapped
+        if not isinstance(base, envs.DeepSeaEnv):
+            return None
+        return base.size, base.deterministic, int(spec.kwargs.get("mapping_seed", 42))
+
+
+def _scores(config: RLConfig, runs) -> dict[tuple[str, str], float]:
+    """bsuite's score per (agent, experiment: 'deep_sea' or 'deep_sea_stochastic'), averaged
+    over seeds over the sizes in the config; a diverged run counts as not solved."""
+    found: dict[tuple[str, str, int], dict[int, int | None]] = {}
+    for e in config.envs:
+        deep_sea = _deep_sea(e)
+        if deep_sea is None:
+            continue
+        size, deterministic, _ = deep_sea
+        experiment = "deep_sea" if deterministic else "deep_sea_stochastic"
+        for a in config.agents:
+            for r in runs[e.label, a.label]:
+                solved = int(r["solved"]) if int(r.get("solved", -1)) > 0 else None
+                found.setdefault((a.label, experiment, int(r["seed"])), {})[size] = solved
+    per_seed: dict[tuple[str, str], list[float]] = {}
+    for (agent, experiment, _), sizes in found.items():
+        per_seed.setdefault((agent, experiment), []).append(envs.deep_sea_score(sizes))
+    return {key: float(np.mean(values)) for key, values in per_seed.items()}
+
+
+def _write_bsuite_logs(config: RLConfig, runs) -> None:
+    """Every finished Deep Sea run of bsuite's sweep as bsuite's CSV log
+    (:mod:`ivi_rl.pipeline.bsuite_logs`), at ``bsuite/<agent>/seed_<s>/``."""
+    for e in config.envs:
+        deep_sea = _deep_sea(e)
+        experiment = None if deep_sea is None else bsuite_logs.bsuite_id(*deep_sea)
+        if experiment is None:
+            continue
+        for a in config.agents:
+            for r in split_diverged(runs[e.label, a.label])[0]:
+                if "denoised" not in r:  # a result written before bsuite's counters
+                    continue
+                text = bsuite_logs.episode_rows(deep_sea[0], r["returns"], r["bad"], r["denoised"])
+                folder = config.out / "bsuite" / a.label / f"seed_{int(r['seed'])}"
+                write_text(folder / bsuite_logs.csv_name(experiment), text)
+
+
+def _write_solve_runs(config: RLConfig, rows: list[dict], scores) -> None:
+    """TensorBoard's Deep Sea view: per agent a run ``tb/deep_sea_solve/<agent>`` with the
+    median episode to solve at step N (the sizes some seed solved), the fraction of seeds
+    solved at step N and bsuite's score, and a run ``2^N`` (dithering's episodes)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    sizes = sorted({r["size"] for r in rows if r["size"] != ""})
+    root = config.out / "tb" / "deep_sea_solve"
+    shutil.rmtree(root, ignore_errors=True)
+    with SummaryWriter(str(root / "2^N")) as writer:
+        for n in sizes:
+            writer.add_scalar("deep_sea/episodes_to_solve", float(2**n), n)
+    for agent in config.agents:
+        mine = [r for r in rows if r["agent"] == agent.label and r["size"] != ""]
+        with SummaryWriter(str(root / agent.label)) as writer:
+            for r in sorted(mine, key=lambda r: r["size"]):
+                if r["episodes_to_solve"] != "":
+                    writer.add_scalar(
+                        "deep_sea/episodes_to_solve", r["episodes_to_solve"], r["size"]
+                    )
+                solved, total = (int(x) for x in r["solved"].split("/"))
+                writer.add_scalar("deep_sea/solved_fraction", solved / total, r["size"])
+            for (label, experiment), score in scores.items():
+                if label == agent.label:
+                    writer.add_scalar(f"deep_sea/bsuite_score/{experiment}", score, 0)
 
 
 RETURN_WINDOW = 10
@@ -106,7 +162,13 @@ def _write_mean_runs(config: RLConfig, runs, rows: list[dict]) -> None:
         charts.append((f"{e.label} return", e.label, "return"))
         if optimal[e.label] is not None:
             charts.append((f"{e.label} cumulative regret", e.label, "cumulative_regret"))
-    custom = layout("by episode, mean ± s.e. over seeds, one line per agent", charts)
+    title = "by episode, mean ± s.e. over seeds, one line per agent"
+    custom = layout(title, charts)
+    if any(_deep_sea(e) is not None for e in config.envs):
+        custom[next(iter(custom))]["Deep Sea: episodes to solve vs N (2^N: dithering)"] = [
+            "Multiline",
+            ["deep_sea/episodes_to_solve"],
+        ]
     envs_by_label = {e.label: e for e in config.envs}
     for (env_label, agent_label), records in runs.items():
         found, diverged = split_diverged(records)
@@ -191,13 +253,15 @@ def report(config: RLConfig) -> list[dict]:
     ]
     scores = _scores(config, runs)
     if scores:
-        md += ["", "| agent | bsuite Deep Sea score |", "|---|---|"] + [
-            f"| {a} | {s:.2f} |" for a, s in scores.items()
+        md += ["", "| agent | bsuite experiment | score |", "|---|---|---|"] + [
+            f"| {a} | {experiment} | {s:.2f} |" for (a, experiment), s in scores.items()
         ]
     md += _diverged_lines(config, runs)
     write_text(config.out / "summary.md", "\n".join(md) + "\n")
     if any(r["size"] != "" for r in rows):
         _plot_solve(config, rows)
+        _write_solve_runs(config, rows, scores)
+        _write_bsuite_logs(config, runs)
     return rows
 
 
@@ -237,22 +301,34 @@ def _diverged_lines(config: RLConfig, runs) -> list[str]:
 
 
 def _plot_solve(config: RLConfig, rows: list[dict]) -> None:
+    """solve.png: the median episode to solve against N per agent (a panel per bsuite
+    experiment), with 2^N, the episodes dithering needs; unsolved sizes leave gaps."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    sizes = sorted({r["size"] for r in rows if r["size"] != ""})
-    ax.plot(sizes, [2.0**n for n in sizes], "k--", label="2^N (dithering)")
-    for a in config.agents:
-        pts = [
-            (r["size"], r["episodes_to_solve"])
-            for r in rows
-            if r["agent"] == a.label and r["episodes_to_solve"] != ""
-        ]
-        if pts:
-            ax.plot(*zip(*pts, strict=True), "o-", label=a.label)
-    ax.set(xlabel="Deep Sea size N", ylabel="episodes to solve (median)", yscale="log")
-    ax.legend(fontsize=8)
+    kinds = {}
+    for e in config.envs:
+        deep_sea = _deep_sea(e)
+        if deep_sea is not None:
+            kinds[e.label] = "deep_sea" if deep_sea[1] else "deep_sea_stochastic"
+    experiments = sorted(set(kinds.values()))
+    fig, axes = plt.subplots(1, len(experiments), figsize=(6 * len(experiments), 4), squeeze=False)
+    for ax, experiment in zip(axes[0], experiments, strict=True):
+        mine = [r for r in rows if kinds.get(r["env"]) == experiment]
+        sizes = sorted({r["size"] for r in mine})
+        ax.plot(sizes, [2.0**n for n in sizes], "k--", label="2^N (dithering)")
+        for a in config.agents:
+            pts = [
+                (r["size"], r["episodes_to_solve"])
+                for r in mine
+                if r["agent"] == a.label and r["episodes_to_solve"] != ""
+            ]
+            if pts:
+                ax.plot(*zip(*sorted(pts), strict=True), "o-", label=a.label)
+        ax.set(title=experiment, xlabel="size N", ylabel="episodes to solve (median)")
+        ax.set(yscale="log")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
     write_bytes(config.out / "solve.png", figure_bytes(fig))

@@ -81,6 +81,7 @@ class EpisodeLogger(BaseCallback):
         self.solve_rule = solve_rule or {}  # envs.solve_episode's threshold and min_episode
         self.returns: list[float] = []
         self.bad: list[bool] = []
+        self.denoised: list[float] = []  # bsuite's cumulative treasures (Deep Sea)
         self.regret = 0.0
         self.solved: int | None = None
         self._pending = 0
@@ -104,6 +105,7 @@ class EpisodeLogger(BaseCallback):
             self.logger.record("regret/cumulative", self.regret)
         if "bad_episode" in info:
             self.bad.append(bool(info["bad_episode"]))
+            self.denoised.append(float(info.get("denoised_return", 0.0)))
             self.logger.record("deep_sea/total_bad_episodes", int(sum(self.bad)))
             if self.solved is None:
                 self.solved = envs.solve_episode(self.bad, **self.solve_rule)
@@ -198,6 +200,7 @@ def _execute(task: RLTask, progress: Callable[[int], None], scratch: Path) -> Ta
         fingerprint=np.array(_fingerprint(task)),
         returns=returns,
         bad=np.array(callback.bad, dtype=bool),
+        denoised=np.array(callback.denoised, dtype=np.float64),
         solved=np.array(-1 if callback.solved is None else callback.solved),
         size=np.array(-1 if size is None else size),
         seed=np.array(task.seed),
@@ -260,7 +263,9 @@ class RLRunner:
 
     @staticmethod
     def labels(config: RLConfig) -> tuple[list[str], list[str]]:
-        return [e.label for e in config.envs], [a.label for a in config.agents]
+        """Run folders' groups and agents, the report's Deep Sea view's among them."""
+        groups, agents = [e.label for e in config.envs], [a.label for a in config.agents]
+        return [*groups, "deep_sea_solve"], [*agents, "2^N"]
 
     @staticmethod
     def closing(config: RLConfig) -> str:

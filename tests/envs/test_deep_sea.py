@@ -114,3 +114,88 @@ def test_deep_sea_errors():
         env.step(2)
     with pytest.raises(TypeError, match=r"action=0.5 must be an int"):
         env.step(0.5)
+
+
+class _Draws:
+    """Stands in for the env's generator: hands out pre-drawn normals and uniforms in order,
+    so the env and the reimplementation below see the same random numbers."""
+
+    def __init__(self, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.normals, self.uniforms = list(rng.normal(size=5000)), list(rng.uniform(size=5000))
+        self.used_normals = self.used_uniforms = 0
+
+    def normal(self):
+        self.used_normals += 1
+        return self.normals[self.used_normals - 1]
+
+    def uniform(self):
+        self.used_uniforms += 1
+        return self.uniforms[self.used_uniforms - 1]
+
+
+class _BsuiteDeepSea:
+    """bsuite.environments.deep_sea.DeepSea._step's rules (bsuite 0.3.6), written from its
+    source: the reward noise is drawn before the move, the move cost is charged whenever the
+    action is 'right', 'right' fails with probability 1/N, a bad episode is 'left' on the
+    diagonal."""
+
+    def __init__(self, size: int, mapping: np.ndarray, draws: _Draws) -> None:
+        self.size, self.mapping, self.draws = size, mapping, draws
+        self.row = self.column = 0
+        self.bad = False
+        self.total_bad = 0
+        self.denoised = 0.0
+
+    def reset(self) -> None:
+        self.row = self.column = 0
+        self.bad = False
+
+    def step(self, action: int) -> tuple[float, bool]:
+        reward = 0.0
+        right = action == self.mapping[self.row, self.column]
+        if self.column == self.size - 1 and right:
+            reward += 1.0
+            self.denoised += 1.0
+        if self.row == self.size - 1 and self.column in [0, self.size - 1]:
+            reward += self.draws.normal()
+        if right:
+            if self.draws.uniform() > 1 / self.size:
+                self.column = int(np.clip(self.column + 1, 0, self.size - 1))
+            reward -= 0.01 / self.size
+        else:
+            if self.row == self.column:
+                self.bad = True
+            self.column = int(np.clip(self.column - 1, 0, self.size - 1))
+        self.row += 1
+        done = self.row == self.size
+        if done and self.bad:
+            self.total_bad += 1
+        return reward, done
+
+
+@pytest.mark.parametrize("size", [3, 6])
+def test_the_stochastic_variant_follows_bsuites_rules_step_for_step(size):
+    """300 episodes of random actions, mostly 'right' so the chain's end is reached: with the
+    same random numbers, every reward, position, bad episode and bsuite counter agrees."""
+    env = DeepSeaEnv(size, deterministic=False)
+    env.reset(seed=0)
+    env.np_random = draws = _Draws(1)  # the env draws from here from now on
+    reference = _BsuiteDeepSea(size, env.mapping, _Draws(1))
+    actions = np.random.default_rng(2)
+    for _ in range(300):
+        obs, _ = env.reset()
+        reference.reset()
+        done = False
+        while not done:
+            row, col = np.argwhere(obs == 1)[0]
+            action = int(env.mapping[row, col]) if actions.uniform() < 0.8 else actions.integers(2)
+            obs, reward, done, _, info = env.step(action)
+            expected, expected_done = reference.step(action)
+            assert reward == pytest.approx(expected, abs=1e-12) and done == expected_done
+            if not done:
+                assert (row + 1, reference.column) == tuple(np.argwhere(obs == 1)[0])
+        assert info["total_bad_episodes"] == reference.total_bad
+        assert info["denoised_return"] == reference.denoised
+    assert draws.used_normals == reference.draws.used_normals > 0
+    assert draws.used_uniforms == reference.draws.used_uniforms > 0
