@@ -185,7 +185,11 @@ class DiagonalCovariance(Covariance):
         return self._flat_scale().pow(2)
 
     def log_det(self) -> Tensor:
-        return self._flat_scale().pow(2).log().sum()
+        """log det S S^T = sum log s^2, each s^2 at least the dtype's smallest normal number:
+        a scale that lands on 0 (an optimizer step can) gives a large finite KL, not an
+        infinite one; above that floor the value and its gradient are unchanged."""
+        variances = self._flat_scale().pow(2)
+        return variances.clamp_min(torch.finfo(variances.dtype).tiny).log().sum()
 
 
 class LowRankCovariance(Covariance):

@@ -122,6 +122,18 @@ def test_shape_errors_name_the_argument():
         expected_loss(model, x, torch.randn(6))
     with pytest.raises(ValueError, match=r"mask has shape \(6, 2\)"):
         expected_loss(model, x, torch.randn(6, 3), mask=torch.ones(6, 2))
-    with pytest.raises(ValueError, match=r"loss='huber'.*'mse', 'gaussian', 'cross_entropy'"):
+    with pytest.raises(ValueError, match=r"loss='huber'.*mse, gaussian, cross_entropy"):
         expected_loss(model, x, torch.randn(6, 3), "huber")
     assert math.isfinite(expected_loss(model, x, torch.randn(6, 3)).item())
+
+
+def test_a_diagonal_scale_at_zero_gives_a_finite_kl_and_positive_scales_are_untouched():
+    """A Bayes-by-Backprop step can land a scale on exactly 0; log det then floors each s^2
+    at the smallest normal float instead of going to -inf. Above the floor it is the plain
+    sum of log s^2, bit for bit."""
+    cov = make_mlp(3, 2, hidden=(), stochastic="last", cov="diagonal").layers[0].cov
+    assert torch.equal(cov.log_det(), cov.variances().log().sum())
+    before = cov.log_det()
+    with torch.no_grad():
+        cov.weight_scale[0, 0] = 0.0
+    assert torch.isfinite(cov.log_det()) and cov.log_det() < before - 80  # log(tiny) ~ -87
