@@ -92,6 +92,8 @@ class IVITS(BanditAgent):
         self._top_vectors: list[Tensor] | None = None
         self.last_step_scale: Tensor | None = None
         """[S] the learning-rate factor of the latest retrain (``stable_lr``)."""
+        self.last_curvature: Tensor | None = None
+        """[S, layers] the curvatures kappa it was set from (``ivi_rl.layer_curvatures``)."""
         kw = {"device": self.device, "dtype": self.dtype}
         self.x_mean = torch.zeros(self.num_trials, 1, context_dim, **kw)
         self.x_std = torch.ones(self.num_trials, 1, context_dim, **kw)
@@ -199,6 +201,7 @@ class IVITS(BanditAgent):
             kappa, self._top_vectors = self.net.curvatures(
                 self._inputs(ctx), actions, z, self.opt, self._top_vectors
             )
+        self.last_curvature = kappa
         stochastic = [layer.is_stochastic for layer in self.net.first.layers]
         self.last_step_scale = ivi_rl.stable_step_scale(kappa, stochastic, self.settings.momentum)
         return self.last_step_scale

@@ -48,9 +48,11 @@ TAGS = (
     "reward/cumulative",
     "actions/optimal_fraction",
     "train/loss",
+    "train/step_scale",
     "posterior/spread",
 )
-"""Scalar tags of every run (``posterior/spread`` only for posterior agents), plus the
+"""Scalar tags of every run (``train/*`` only for agents that train, ``train/step_scale``
+for those with a stable step, ``posterior/spread`` only for posterior agents), plus the
 histogram ``posterior/spread_per_arm``."""
 SPREAD_DRAWS = 16
 
@@ -255,6 +257,9 @@ class _Logger:
             writer.add_scalar("actions/optimal_fraction", self.optimal[i][-1], t)
             if self.agent.last_loss is not None:
                 writer.add_scalar("train/loss", float(self.agent.last_loss[i]), t)
+            scale = getattr(self.agent, "last_step_scale", None)
+            if scale is not None:
+                writer.add_scalar("train/step_scale", float(scale[i]), t)
             if spread is not None and np.isfinite(spread[i]).all():
                 # a diverged model (non-finite values) is visible in its regret and loss; the
                 # histogram writer cannot take non-finite values
