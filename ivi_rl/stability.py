@@ -48,15 +48,15 @@ MARGIN = 0.8
 def layer_rates(model: nn.Module, param_groups: Sequence[dict]) -> list[tuple[float, float | None]]:
     """(weight rate, bias rate or None) of the means of every layer of ``model.layers``,
     read from optimizer parameter groups that carry ``names`` (as :func:`ivi_rl.param_groups`
-    builds them; a name may carry a prefix, e.g. ``model.``)."""
+    builds them; a name may carry a prefix, e.g. ``model.``); 0 for a parameter in no group."""
     rate = {}
     for group in param_groups:
         for name in group["names"]:
             rate[name.split("layers.", 1)[-1]] = float(group["lr"])
     rates = []
-    for i, layer in enumerate(model.layers):
-        bias = rate[f"{i}.bias"] if layer.bias is not None else None
-        rates.append((rate[f"{i}.weight"], bias))
+    for i, layer in enumerate(model.layers):  # a parameter in no group (frozen) has rate 0
+        bias = rate.get(f"{i}.bias", 0.0) if layer.bias is not None else None
+        rates.append((rate.get(f"{i}.weight", 0.0), bias))
     return rates
 
 

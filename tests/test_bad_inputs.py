@@ -14,6 +14,7 @@ import ivi_rl
 from ivi_rl import envs
 from ivi_rl.agents import IVIDQN
 from ivi_rl.agents.bandits import TrialsDiverged, make_agent
+from ivi_rl.contrib.sb3 import VariantIVIDQN
 from ivi_rl.envs.tabular import ArraysProblem, FinancialProblem
 from ivi_rl.envs.trial import Trial
 from ivi_rl.pipeline.cli import main as cli
@@ -123,33 +124,38 @@ def test_the_stable_step_keeps_a_huge_learning_rate_from_diverging():
     assert (agent.last_step_scale < 1e-5).all()
 
 
-def test_a_diverging_ividqn_stops_with_one_line():
-    model = IVIDQN(
+def _cartpole_dqn(cls=IVIDQN, **kwargs):
+    return cls(
         "MlpPolicy",
         gym.make("CartPole-v1"),
-        learning_rate=1e12,
         learning_starts=10,
         batch_size=8,
         train_freq=1,
         seed=0,
+        **kwargs,
     )
-    with pytest.raises(FloatingPointError, match=r"IVIDQN: the training loss is (inf|nan) at step"):
+
+
+def test_a_diverging_ividqn_stops_with_one_line():
+    """lr 1e12 without the stable step (the variant's stable_lr=False)."""
+    model = _cartpole_dqn(VariantIVIDQN, learning_rate=1e12, stable_lr=False)
+    with pytest.raises(
+        FloatingPointError, match=r"VariantIVIDQN: the training loss is (inf|nan) at step"
+    ):
         model.learn(300)
+
+
+def test_the_stable_step_keeps_ividqn_finite_at_a_huge_learning_rate():
+    model = _cartpole_dqn(learning_rate=1e12)
+    model.learn(300)
+    assert model._stability.factor < 1e-9
+    losses = [float(model._loss(model.replay_buffer.sample(8)).detach()) for _ in range(3)]
+    assert all(np.isfinite(losses))
 
 
 def test_a_huge_but_finite_loss_stops_ividqn_and_max_loss_none_turns_the_check_off():
     def model(**kwargs):
-        return IVIDQN(
-            "MlpPolicy",
-            gym.make("CartPole-v1"),
-            learning_rate=1e3,
-            learning_starts=10,
-            batch_size=8,
-            train_freq=1,
-            seed=0,
-            policy_kwargs={"optimizer_class": torch.optim.SGD},
-            **kwargs,
-        )
+        return _cartpole_dqn(VariantIVIDQN, learning_rate=1e3, stable_lr=False, **kwargs)
 
     with pytest.raises(
         FloatingPointError, match=r"loss is \d\.\d+e\+1\d at step 12 .*max_loss=1e\+10"
@@ -192,6 +198,40 @@ def test_cli_fail_fast_stops_at_the_first_diverged_trial_as_one_line(tmp_path, c
     )
     assert line.endswith("at step 20")
     assert not (tmp_path / "out" / "summary.md").exists()
+
+
+def test_cli_names_env_agent_and_seed_of_a_diverging_rl_run(tmp_path, capsys):
+    """--fail-fast: one line naming the run, as before runs were recorded; without it the
+    run is recorded and reported, exit status 1 naming it."""
+    config = tmp_path / "diverge.toml"
+    lines = [
+        f'out = "{tmp_path / "out"}"',
+        "seeds = [3]",
+        "workers = 1",
+        "[[envs]]",
+        'id = "CartPole-v1"',
+        "timesteps = 300",
+        "[[agents]]",
+        'name = "ivi_dqn_variant"',
+        'label = "ivi_dqn"',
+        "stable_lr = false",
+        "learning_rate = 1e3",
+        "learning_starts = 10",
+        "batch_size = 8",
+        'policy_kwargs = { optimizer_class = "sgd" }',
+    ]
+    config.write_text("\n".join(lines) + "\n")
+    assert cli(["rl", str(config), "--quiet", "--fail-fast"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(
+        "ivi-rl rl: error: cartpole/ivi_dqn seed 3: VariantIVIDQN: the training loss"
+    )
+    assert "above max_loss=1e+10" in line
+    assert cli(["rl", str(config), "--quiet"]) == 1  # recorded, reported, exit status 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("ivi-rl rl: error: 1 trial(s) diverged: cartpole/ivi_dqn seed(s) [3];")
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "## Diverged runs (1)" in summary and "above max_loss=1e+10" in summary
 
 
 TINY_BANDIT = (
@@ -419,7 +459,7 @@ API_CASES = [
         r"cov='bogus' is not accepted",
     ),
     (
-        lambda: IVIDQN("MlpPolicy", gym.make("CartPole-v1"), target="x"),
+        lambda: VariantIVIDQN("MlpPolicy", gym.make("CartPole-v1"), target="x"),
         r"target='x' is not accepted; accepted: same_draw, mean, independent",
     ),
 ]

@@ -8,14 +8,18 @@ the expected squared TD error over a fresh weight draw per minibatch by plain SG
 prior term, no weight decay, no gradient clipping, starting from the prior (the
 initialisation). A draw's TD target is computed by the target network with the same draw.
 
-The readout's noise (``output_noise``): 'marginalized' (default) averages it out of the
-online Q-value in closed form: given the earlier layers' part of the draw z, the expected
-squared TD error is (mean Q - y(z))^2 + Var Q, so the readout covariance's gradient carries no
-sampling noise. The target y(z) is still computed under the whole draw z; the term the
-average leaves out is the covariance of Q with its own target through the readout (the
-same-draw loss's -2 gamma Cov(Q(s, a; z), max_a' Q_target(s', a'; z))), so the readout's
-variance shrinks along visited features whatever the targets say. 'sampled' draws the readout
-too and regresses every sampled Q-function on its own sampled target, keeping that term.
+The readout's noise (``output_noise``): 'sampled' (default) draws it with the rest, and every
+sampled Q-function is regressed on its own target, computed under the same draw: the
+minimiser of this same-draw loss carries the target's uncertainty back (where the target is
+linear in the draw, Var Q(s, a) = gamma^2 Var Q_target(s', a') exactly), as randomized value
+functions do. 'marginalized' averages the readout's noise out of the online Q-value in closed
+form, (mean Q - y(z))^2 + Var Q given the earlier layers' draw, which leaves out the
+covariance of Q with its own target, -2 gamma Cov(Q(s, a; z), max_a' Q_target(s', a'; z)):
+the readout's variance then shrinks along visited features whatever the targets say.
+
+The stable step (``ivi_rl.stability``) scales every learning rate down where a step would
+leave SGD's stability bound on the replay minibatch, so no learning rate makes the iteration
+diverge; where no bound binds it changes nothing.
 """
 
 from __future__ import annotations
@@ -37,14 +41,19 @@ from .policies import IVIDQNPolicy
 
 __all__ = ["IVIDQN"]
 
-OUTPUT_NOISE = ("marginalized", "sampled")
+OUTPUT_NOISE = ("sampled", "marginalized")
+DEFAULT_OUTPUT_NOISE = "sampled"
+STABILITY_EVERY = 100
+"""Updates between two measurements of the stable step (at the first, then every 100)."""
+STABILITY_DRAWS = 2
+"""Weight draws a measurement averages the curvature over."""
 
 
 class IVIDQN(EpisodicSampling, DQN):
     """DQN with IVI posterior sampling. Takes DQN's arguments, except the epsilon-greedy ones,
     plus:
 
-    :param output_noise: 'marginalized' (default) or 'sampled' (module docstring).
+    :param output_noise: 'sampled' (default) or 'marginalized' (module docstring).
     :param reward_scale: a factor c > 0 on the rewards in the TD targets (1: none), or
         ``'auto'`` (default): c = 1 / max(1, B), B the largest |discounted return| of an
         episode seen so far (per environment, from its first step); c only falls, and Q is
@@ -62,12 +71,13 @@ class IVIDQN(EpisodicSampling, DQN):
     the posterior mean, ``False`` on the held draw.
 
     Defaults (``IVIDQN("MlpPolicy", env)``): plain SGD at 0.02 with the parametrization's
-    group rates, no gradient clipping (``max_grad_norm=inf``), the readout's noise
-    marginalized, ``reward_scale='auto'``, :class:`IVIDQNPolicy`'s network; bsuite's training
-    schedule (replay 10,000, learning starts 128, batch 128, an update every step) with a soft
-    target network (Polyak averaging at ``tau=0.01`` every step). Where they depart from plain
-    IVI: the standard parametrization, a zero-mean prior with point-mass biases, one network
-    per action, the sqrt(dim) input scale and the reward scale.
+    group rates and the stable step, no gradient clipping (``max_grad_norm=inf``), the
+    same-draw sampled loss (``output_noise='sampled'``), ``reward_scale='auto'``,
+    :class:`IVIDQNPolicy`'s network; bsuite's training schedule (replay 10,000, learning
+    starts 128, batch 128, an update every step) with a soft target network (Polyak averaging
+    at ``tau=0.01`` every step). Where they depart from plain IVI: the standard
+    parametrization, a zero-mean prior with point-mass biases, one network per action, the
+    sqrt(dim) input scale, the reward scale and the stable step.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": IVIDQNPolicy}
@@ -86,7 +96,7 @@ class IVIDQN(EpisodicSampling, DQN):
         tau: float = 0.01,
         target_update_interval: int = 1,
         max_grad_norm: float = math.inf,
-        output_noise: str = "marginalized",
+        output_noise: str = DEFAULT_OUTPUT_NOISE,
         spread_draws: int = 8,
         reward_scale: float | str = "auto",
         **kwargs: Any,
@@ -130,6 +140,11 @@ class IVIDQN(EpisodicSampling, DQN):
         # Logged diagnostics draw from their own generator: how often the spread is logged
         # must not change the training noise, and with it the run.
         self._diagnostic_generator = torch.Generator(device=device).manual_seed(seed + 2)
+        self._stability_generator = torch.Generator(device=device).manual_seed(seed + 4)
+        self._stability = _StableStep()
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_stability"]
 
     def _new_episodes(self, env_indices) -> None:
         if env_indices is None:  # the first episodes act on prior draws
@@ -195,6 +210,15 @@ class IVIDQN(EpisodicSampling, DQN):
         current = torch.gather(q_net(replay_data.observations, noise), 1, actions)
         return F.mse_loss(current, target)
 
+    def _step_scale(self, data) -> float:
+        """The stable step (``ivi_rl.stability``): one factor <= 1 on every learning rate
+        keeps each layer's Gauss-Newton curvature on the replay minibatch within SGD's
+        stability bound, 0.8 (1 - momentum) for a layer with a covariance and 0.8 * 2
+        (1 + momentum) for a deterministic one; measured at the first update and then every
+        100 (warm-started power iterations on the minibatch, 2 draws). Exactly 1 where no
+        bound binds."""
+        return self._stability.scale(self, data)
+
     def _spread(self, data, gradient_steps: int) -> torch.Tensor | None:
         # spread_draws extra forward passes: at the first update, then every 100 updates
         due = self._n_updates <= gradient_steps or self._n_updates % 100 < gradient_steps
@@ -207,3 +231,49 @@ class IVIDQN(EpisodicSampling, DQN):
                 observations, (self.spread_draws,), self._diagnostic_generator
             )
         return draws.std(0)
+
+
+class _StableStep:
+    """The stable step's state: the factor in force, the updates since it was measured, the
+    power iterations' top vectors per action network."""
+
+    def __init__(self) -> None:
+        self.factor, self.since, self.vectors = 1.0, STABILITY_EVERY, None
+
+    def scale(self, model: IVIDQN, data) -> float:
+        if self.since >= STABILITY_EVERY:
+            self.factor, self.since = self._measure(model, data), 0
+            model.logger.record("train/step_scale", self.factor)
+        self.since += 1
+        return self.factor
+
+    def _measure(self, model: IVIDQN, data) -> float:
+        q_net = model.policy.q_net
+        nets = q_net.q_net.nets if isinstance(q_net.q_net, ivi_rl.SplitMLP) else [q_net.q_net]
+        with torch.no_grad():
+            features = q_net.features(data.observations)
+        actions = data.actions.long().reshape(-1)
+        momentum = model.policy.optimizer.param_groups[0].get("momentum", 0.0)
+        vectors = self.vectors or [None] * len(nets)
+        factor = 1.0
+        for i, net in enumerate(nets):
+            if len(nets) > 1:  # the action's own network, on the data that took it
+                rows, outputs = features[actions == i], torch.zeros_like(actions[actions == i])
+            else:
+                rows, outputs = features, actions
+            if not len(rows):
+                continue
+            rates = ivi_rl.layer_rates(net, model.policy.optimizer.param_groups)
+            noise = net.sample_noise((STABILITY_DRAWS,), model._stability_generator).tensors
+            with torch.no_grad():
+                kappa, vectors[i] = ivi_rl.layer_curvatures(
+                    net, rows, outputs, noise, rates, vectors[i], _iterations(vectors[i])
+                )
+            stochastic = [layer.is_stochastic for layer in net.layers]
+            factor = min(factor, float(ivi_rl.stable_step_scale(kappa, stochastic, momentum)))
+        self.vectors = vectors
+        return factor
+
+
+def _iterations(vectors) -> int:
+    return ivi_rl.stability.POWER_ITERATIONS if vectors is None else 5

@@ -12,6 +12,8 @@
   regresses on its own noisy copy of the data (HyperAgent's index-perturbed targets;
   :mod:`ivi_rl.contrib.noise_aware` for the linear-Gaussian case); it slowed Deep Sea;
 
+- ``stable_lr=False``: no stable step (IVIDQN's learning rates are never capped);
+
 and its policy (:class:`VariantIVIDQNPolicy`) plus ``prior_mean='random'`` (the stochastic
 layers' means start at the parametrization's random init, a mean function every draw
 shares), ``frozen`` (layers kept at their prior draw: 'none', 'output', 'hidden_output',
@@ -31,7 +33,7 @@ from torch import nn
 
 import ivi_rl
 from ivi_rl.agents.sb3.common import check_number
-from ivi_rl.agents.sb3.ivi_dqn import IVIDQN
+from ivi_rl.agents.sb3.ivi_dqn import DEFAULT_OUTPUT_NOISE, IVIDQN
 from ivi_rl.agents.sb3.policies import IVIDQNPolicy, PosteriorQNetwork, QNetworkSettings
 from ivi_rl.checks import check_choice
 
@@ -103,7 +105,8 @@ class VariantIVIDQNPolicy(IVIDQNPolicy):
 
 
 class VariantIVIDQN(IVIDQN):
-    """IVIDQN plus ``target``, ``loss`` and ``target_noise`` (module docstring)."""
+    """IVIDQN plus ``target``, ``loss``, ``target_noise`` and ``stable_lr`` (module
+    docstring)."""
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": VariantIVIDQNPolicy}
 
@@ -116,11 +119,15 @@ class VariantIVIDQN(IVIDQN):
         target: str = "same_draw",
         loss: str = "mse",
         target_noise: float = 0.0,
+        stable_lr: bool = True,
         **kwargs: Any,
     ) -> None:
+        if not isinstance(stable_lr, bool):
+            raise ValueError(f"stable_lr={stable_lr!r} is not accepted; accepted: True, False")
+        self.stable_lr = stable_lr
         check_choice("target", target, TARGETS)
         check_choice("loss", loss, LOSSES)
-        output_noise = kwargs.get("output_noise", "marginalized")
+        output_noise = kwargs.get("output_noise", DEFAULT_OUTPUT_NOISE)
         if output_noise == "marginalized" and loss != "mse":
             raise ValueError(
                 f"output_noise='marginalized' needs loss='mse' (the closed form is that of the "
@@ -152,6 +159,9 @@ class VariantIVIDQN(IVIDQN):
                 f"(found {found}); target_noise={self.target_noise:g} needs the "
                 "CodedReplayBuffer this model saved"
             )
+
+    def _step_scale(self, data) -> float:
+        return super()._step_scale(data) if self.stable_lr else 1.0
 
     def _next_q(self, next_observations, noise: ivi_rl.Noise) -> torch.Tensor:
         target_net = self.policy.q_net_target

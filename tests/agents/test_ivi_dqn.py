@@ -12,6 +12,7 @@ from gymnasium.wrappers import FlattenObservation
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.torch_layers import FlattenExtractor
 
 import ivi_rl
 from ivi_rl import envs
@@ -578,7 +579,7 @@ def test_bad_tau_is_named_before_training(algorithm, bad):
 
 def test_bad_arguments():
     with pytest.raises(
-        ValueError, match=r"output_noise='exact' is not accepted; accepted: marginalized, sampled"
+        ValueError, match=r"output_noise='exact' is not accepted; accepted: sampled, marginalized"
     ):
         IVIDQN("MlpPolicy", deep_sea(5), output_noise="exact")
     with pytest.raises(TypeError, match=r"unexpected keyword argument 'target'"):
@@ -682,3 +683,75 @@ def test_per_action_networks_keep_the_prior_of_the_action_not_taken(tmp_path):
     assert loaded.policy.q_net.settings.per_action
     obs = torch.eye(16)[:3]
     torch.testing.assert_close(loaded.policy.q_net.mean_q(obs), model.policy.q_net.mean_q(obs))
+
+
+class _TwoStateChain(gym.Env):
+    """s0 -> s1 with reward 0 under the one action; s1's value is never trained."""
+
+    observation_space = gym.spaces.Discrete(2)
+    action_space = gym.spaces.Discrete(1)
+
+    def reset(self, *, seed=None, options=None):
+        return 0, {}
+
+    def step(self, action):
+        return 1, 0.0, False, False, {}
+
+
+class _Float64Flatten(FlattenExtractor):
+    def forward(self, observations):
+        return super().forward(observations).double()
+
+
+def _variance_carried_back(output_noise: str, gamma: float = 0.9) -> tuple[float, float]:
+    """Train Q on the one transition s0 -> s1 (Q linear in the one-hot state, full readout
+    covariance, float64) to convergence; returns (Var Q(s0), gamma^2 Var Q_target(s1)) over
+    the posterior's draws, exactly from the readout's factor."""
+    from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+    model = IVIDQN(
+        "MlpPolicy",
+        _TwoStateChain(),
+        learning_rate=0.05,
+        gamma=gamma,
+        output_noise=output_noise,
+        seed=0,
+        policy_kwargs=dict(net_arch=[], bias=False, features_extractor_class=_Float64Flatten),
+    )
+    model.policy.double()
+    model._setup_learn(total_timesteps=1)
+    f64 = dict(dtype=torch.float64)
+    batch = ReplayBufferSamples(
+        torch.tensor([[0.0]]),
+        torch.tensor([[0]]),
+        torch.tensor([[1.0]]),
+        torch.zeros(1, 1, **f64),
+        torch.zeros(1, 1, **f64),
+        None,
+    )
+    for _ in range(4000):
+        loss = model._loss(batch)
+        model.policy.optimizer.zero_grad()
+        loss.backward()
+        model.policy.optimizer.step()
+    cells = torch.eye(2, **f64) * model.policy.q_net.input_scale
+
+    def variance(net) -> torch.Tensor:
+        factor = net.q_net.nets[0].layers[0].cov.factor().detach()
+        return (cells @ factor).pow(2).sum(1)
+
+    return variance(model.policy.q_net)[0].item(), gamma**2 * variance(model.policy.q_net_target)[
+        1
+    ].item()
+
+
+def test_the_same_draw_sampled_loss_carries_the_next_states_variance_back():
+    """Q(s0; z) is regressed on gamma Q_target(s1; z) under the same draw z, which is linear in
+    z: the sampled loss's minimiser is Q(s0; z) = gamma Q_target(s1; z) for every z, so
+    Var Q(s0) = gamma^2 Var Q_target(s1) (here 0.37; to 1e-12 in float64). The marginalized
+    loss, (E Q - y(z))^2 + Var Q, drops the covariance of Q with its own target and takes the
+    variance at s0 to 0: the control fails the same check."""
+    var_q, carried = _variance_carried_back("sampled")
+    assert carried > 0.1 and var_q == pytest.approx(carried, rel=1e-12)
+    var_q, carried = _variance_carried_back("marginalized")
+    assert var_q < 1e-12 * carried

@@ -215,8 +215,9 @@ learning_starts = 16
 batch_size = 16
 policy_kwargs = {{ net_arch = [16] }}
 [[agents]]
-name = "ivi_dqn"
+name = "ivi_dqn_variant"
 label = "huge_lr"
+stable_lr = false
 learning_rate = 1e3
 learning_starts = 16
 batch_size = 16
@@ -233,7 +234,7 @@ def test_a_diverged_rl_run_counts_as_unsolved_and_is_listed(tmp_path):
         run_rl(config, executor="in_process", quiet=True)
     (found,) = err.value.divergences
     assert (found.group, found.agent, found.seed, found.step) == ("deep_sea_5", "huge_lr", 3, 19)
-    assert found.message.startswith("IVIDQN: the training loss is ")
+    assert found.message.startswith("VariantIVIDQN: the training loss is ")
     rows = {(r["env"], r["agent"]): r for r in err.value.rows}
     diverged = rows["deep_sea_5", "huge_lr"]
     assert (diverged["seeds"], diverged["diverged"], diverged["solved"]) == (0, 1, "0/1")
@@ -244,4 +245,6 @@ def test_a_diverged_rl_run_counts_as_unsolved_and_is_listed(tmp_path):
     )
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "## Diverged runs (1)" in summary and "above max_loss=1e+10" in summary
-    assert "| huge_lr | 0.50 |" in summary  # bsuite's score: the diverged size is not solved
+    assert (
+        "| huge_lr | deep_sea | 0.50 |" in summary
+    )  # bsuite's score: the diverged size is not solved
