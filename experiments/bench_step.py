@@ -22,14 +22,15 @@ from collections.abc import Callable
 import torch
 
 import ivi_rl
+from ivi_rl.contrib import noise_aware
 
 
 def make_step(
-    model: ivi_rl.VariationalMLP, batch: int, noise_aware: bool = False
+    model: ivi_rl.VariationalMLP, batch: int, noise_aware_step: bool = False
 ) -> Callable[[], None]:
     """One IVI training step on fixed synthetic data (masked MSE, one arm per row).
 
-    ``noise_aware``: the noise-aware step of ``ivi_rl.contrib.noise_aware`` (noise std 1
+    ``noise_aware_step``: the noise-aware step of ``ivi_rl.contrib.noise_aware`` (noise std 1
     for every row): per-row weights, draw-coupled target codes, and the proximal step to the
     prior draw."""
     gen = torch.Generator().manual_seed(0)
@@ -38,16 +39,17 @@ def make_step(
     arms = torch.randint(0, model.out_features, (batch,), generator=gen)
     mask = torch.nn.functional.one_hot(arms, model.out_features).bool()
     opt = ivi_rl.make_optimizer(model, 1e-3)
-    extra, anchor, strength = {}, None, 0.0
-    if noise_aware:
+    loss_fn, extra, anchor, strength = ivi_rl.expected_loss, {}, None, 0.0
+    if noise_aware_step:
         std = torch.ones(batch)
         weights, scale = noise_aware.noise_weights(std)
         codes = noise_aware.perturbation_codes((batch,), model.noise_dim, generator=gen)
         extra = {"weights": weights, "perturbation": codes, "target_std": std}
         anchor, strength = noise_aware.PriorAnchor(model), float(scale) / batch
+        loss_fn = noise_aware.noise_aware_loss
 
     def step() -> None:
-        loss = noise_aware.noise_aware_loss(model, x, y, mask=mask, generator=gen, **extra)
+        loss = loss_fn(model, x, y, mask=mask, generator=gen, **extra)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
