@@ -179,7 +179,9 @@ def _verify(spec: DataFile, path: Path) -> None:
 
 
 def _download(spec: DataFile, path: Path, timeout: float = 60.0) -> None:
-    """Fetch ``spec.url`` into ``path`` atomically (temp file in the same folder, then rename)."""
+    """Fetch ``spec.url`` into ``path`` atomically (temp file in the same folder, then rename);
+    a failed download leaves the data folder as it found it (no new empty dataset folder)."""
+    created = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.name}.", suffix=".part", dir=path.parent)
     tmp = Path(tmp_name)
@@ -194,6 +196,9 @@ def _download(spec: DataFile, path: Path, timeout: float = 60.0) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+        for folder in created:  # innermost first; only the folders this call made, if empty
+            if folder.exists() and not any(folder.iterdir()):
+                folder.rmdir()
 
 
 def _missing_message(spec: DataFile, path: Path, reason: Exception | None) -> str:

@@ -107,7 +107,11 @@ def test_failed_download_says_where_to_put_the_file(http_root, tmp_path, monkeyp
         MissingDataError, match=r"the download failed \(HTTP Error 404.*put gone.txt into"
     ):
         data_path("toy", "gone.txt", tmp_path)
-    assert not (tmp_path / "toy" / "gone.txt").exists()
+    assert not (tmp_path / "toy").exists()  # no empty dataset folder left behind
+    (tmp_path / "mine").mkdir()  # a folder the user made stays, even empty
+    with pytest.raises(MissingDataError):
+        data_path("toy", "gone.txt", tmp_path / "mine")
+    assert (tmp_path / "mine").is_dir() and not (tmp_path / "mine" / "toy").exists()
 
 
 def test_lzw_decoder_on_a_fixture_with_table_clears():
