@@ -12,24 +12,16 @@ wall), and as its last line ``speedup <vectorized / one-at-a-time throughput>``.
 from __future__ import annotations
 
 import argparse
-import ast
 import platform
 import time
 
 import torch
 
+from experiments import parse_setting
 from ivi_rl import envs
 from ivi_rl.checks import resolve_device
 from ivi_rl.pipeline.bandit_config import AgentSpec, DatasetSpec
 from ivi_rl.pipeline.bandit_runner import Task, execute
-
-
-def _setting(text: str) -> tuple[str, object]:
-    key, _, value = text.partition("=")
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
 
 
 def time_mode(
@@ -59,7 +51,9 @@ def main(argv: list[str] | None = None) -> float:
     p.add_argument("--device", default="cpu")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--setting", action="append", default=[], type=_setting, help="agent key=value")
+    p.add_argument(
+        "--setting", action="append", default=[], type=parse_setting, help="agent key=value"
+    )
     args = p.parse_args(argv)
     resolve_device(args.device)
     if args.threads:

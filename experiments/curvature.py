@@ -14,21 +14,13 @@ covariance at the default momentum 0.9, 0.8 * 2 (1 + momentum) = 3.04 for determ
 from __future__ import annotations
 
 import argparse
-import ast
 
 import numpy as np
 import torch
 
+from experiments import parse_setting
 from ivi_rl import envs
 from ivi_rl.agents.bandits import make_agent, play
-
-
-def _setting(text: str) -> tuple[str, object]:
-    key, _, value = text.partition("=")
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
 
 
 def trace(dataset: str, seeds: list[int], horizon: int, every: int, settings: dict, data_dir):
@@ -36,7 +28,7 @@ def trace(dataset: str, seeds: list[int], horizon: int, every: int, settings: di
     kwargs = {"data_dir": data_dir}  # synthetic datasets ignore it
     name, _, extra = dataset.partition(":")  # e.g. wheel:delta=0.95, stress:kind=rare_category
     if extra:
-        kwargs.update(dict(_setting(part) for part in extra.split(",")))
+        kwargs.update(dict(parse_setting(part) for part in extra.split(",")))
     problem = envs.make_problem(name, **kwargs)
     trials = [problem.sample_trial(horizon, seed=s) for s in seeds]
     agent = make_agent(
@@ -69,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
-    settings = dict(_setting(s) for s in args.setting)
+    settings = dict(parse_setting(s) for s in args.setting)
     steps, kappa, factor, shown = trace(
         args.dataset, seeds, args.horizon, args.every, settings, args.data_dir
     )

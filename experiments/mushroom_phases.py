@@ -14,11 +14,11 @@ eaten: the mean's error, not the draw's spread, if that share is high.
 from __future__ import annotations
 
 import argparse
-import ast
 
 import numpy as np
 import torch
 
+from experiments import parse_setting
 from ivi_rl import envs
 from ivi_rl.agents.bandits import make_agent
 
@@ -56,12 +56,8 @@ def _settings(pairs: list[str]) -> dict[str, dict[str, object]]:
     out: dict[str, dict[str, object]] = {}
     for pair in pairs:
         agent, _, rest = pair.partition(":")
-        key, _, value = rest.partition("=")
-        try:
-            parsed = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            parsed = value
-        out.setdefault(agent, {})[key] = parsed
+        key, value = parse_setting(rest)
+        out.setdefault(agent, {})[key] = value
     return out
 
 

@@ -36,3 +36,12 @@ def test_the_script_prints_a_row_per_checkpoint_and_a_summary(capsys):
     assert out[0] == "seed 0: step, kappa per layer, factor"
     assert [line.split()[0] for line in out[1:3]] == ["40", "80"]
     assert out[-1].startswith("max kappa per layer: ")
+
+
+def test_command_line_settings_are_literals_where_they_can_be():
+    from experiments import parse_setting
+
+    assert parse_setting("lr=0.01") == ("lr", 0.01)
+    assert parse_setting("stable_lr=False") == ("stable_lr", False)
+    assert parse_setting("cov=full") == ("cov", "full")
+    assert parse_setting("kind=a=b") == ("kind", "a=b")
