@@ -19,7 +19,7 @@ import numpy as np
 
 from .atomic import write_bytes, write_text
 from .bandit_config import BanditConfig
-from .store import figure_bytes, load_runs, split_diverged
+from .store import diverged_lines, figure_bytes, load_runs, split_diverged
 from .tb_compare import MeanRun, layout, mean_and_se, write_mean_run
 
 __all__ = ["COLUMNS", "report"]
@@ -143,27 +143,15 @@ def _write_tables(config: BanditConfig, rows: list[dict], runs) -> None:
 
 def _diverged_lines(config: BanditConfig, runs) -> list[str]:
     """summary.md's list of diverged trials (none: no lines)."""
-    found = [
-        (ds.label, ag.label, r)
-        for ds in config.datasets
-        for ag in config.agents
-        for r in split_diverged(runs[ds.label, ag.label])[1]
-    ]
-    if not found:
-        return []
-    lines = [
-        "",
-        f"## Diverged trials ({len(found)})",
-        "",
+    return diverged_lines(
+        runs,
+        [ds.label for ds in config.datasets],
+        [ag.label for ag in config.agents],
+        "dataset",
+        "Diverged trials",
         "Left out of the means above and ranked below the cells whose seeds all finished; "
         "the same command runs them again.",
-        "",
-        "| dataset | agent | seed | step | error |",
-        "|---|---|---|---|---|",
-    ]
-    for ds, ag, r in found:
-        lines.append(f"| {ds} | {ag} | {int(r['seed'])} | {int(r['step'])} | {r['message']} |")
-    return lines
+    )
 
 
 LAYOUT_TITLE = "cumulative regret, mean ± s.e. over seeds, one line per agent"

@@ -17,7 +17,7 @@ from ivi_rl import envs
 from . import bsuite_logs
 from .atomic import write_bytes, write_text
 from .rl_config import RLConfig, agent_on, known_optimal_return, make_env
-from .store import figure_bytes, load_runs, split_diverged
+from .store import diverged_lines, figure_bytes, load_runs, split_diverged
 from .tb_compare import MeanRun, layout, write_mean_run
 
 __all__ = ["report"]
@@ -278,26 +278,14 @@ def _left_out(finished: int, diverged: list[dict]) -> str:
 
 def _diverged_lines(config: RLConfig, runs) -> list[str]:
     """summary.md's list of diverged runs (none: no lines)."""
-    found = [
-        (e.label, a.label, r)
-        for e in config.envs
-        for a in config.agents
-        for r in split_diverged(runs[e.label, a.label])[1]
-    ]
-    if not found:
-        return []
-    lines = [
-        "",
-        f"## Diverged runs ({len(found)})",
-        "",
+    return diverged_lines(
+        runs,
+        [e.label for e in config.envs],
+        [a.label for a in config.agents],
+        "env",
+        "Diverged runs",
         "Left out of the means above (and not solved); the same command runs them again.",
-        "",
-        "| env | agent | seed | step | error |",
-        "|---|---|---|---|---|",
-    ]
-    for env, agent, r in found:
-        lines.append(f"| {env} | {agent} | {int(r['seed'])} | {int(r['step'])} | {r['message']} |")
-    return lines
+    )
 
 
 def _plot_solve(config: RLConfig, rows: list[dict]) -> None:

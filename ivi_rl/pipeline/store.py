@@ -30,6 +30,7 @@ __all__ = [
     "CappedProgress",
     "Divergence",
     "TaskOutput",
+    "diverged_lines",
     "diverged_record",
     "figure_bytes",
     "folder_files",
@@ -107,6 +108,26 @@ def is_diverged(record: dict[str, np.ndarray]) -> bool:
 def split_diverged(records: list[dict]) -> tuple[list[dict], list[dict]]:
     """(finished records, diverged records), each in the order given."""
     return [r for r in records if not is_diverged(r)], [r for r in records if is_diverged(r)]
+
+
+def diverged_lines(
+    runs: dict[tuple[str, str], list[dict]],
+    groups: list[str],
+    agents: list[str],
+    group_name: str,
+    title: str,
+    note: str,
+) -> list[str]:
+    """summary.md's list of diverged records, one row per (group, agent, seed) in the order
+    given (none: no lines); ``group_name`` heads the first column ('dataset', 'env')."""
+    found = [(g, a, r) for g in groups for a in agents for r in split_diverged(runs[g, a])[1]]
+    if not found:
+        return []
+    lines = ["", f"## {title} ({len(found)})", "", note, ""]
+    lines += [f"| {group_name} | agent | seed | step | error |", "|---|---|---|---|---|"]
+    for g, a, r in found:
+        lines.append(f"| {g} | {a} | {int(r['seed'])} | {int(r['step'])} | {r['message']} |")
+    return lines
 
 
 def is_finished(path: Path, fingerprint: str) -> bool:
