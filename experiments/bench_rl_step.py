@@ -1,9 +1,10 @@
 """Wall time per environment step of the Deep Sea agents, relative to DQN.
 
     python -m experiments.bench_rl_step [--config experiments/deep_sea.toml] [--size 10]
-        [--steps 2000] [--repeats 3] [--threads 1]
+        [--env ENV_ID] [--steps 2000] [--repeats 3] [--threads 1]
 
-Each agent of the config is built with the config's settings on Deep Sea N = ``size`` and
+Each agent of the config is built with the config's settings on Deep Sea N = ``size`` (or,
+with ``--env``, on that gymnasium env with the same settings, e.g. ``CartPole-v1``) and
 learns ``steps`` steps after its warm-up (``learning_starts``), in one process, agents
 interleaved ``repeats`` times so that a slow moment of a shared machine hits all of them. The
 time covers SB3's whole loop: acting, storing, one gradient update per step, target updates.
@@ -17,6 +18,7 @@ import platform
 import statistics
 import time
 
+import gymnasium as gym
 import torch
 
 from ivi_rl.pipeline.configs import AgentSpec, ConfigError
@@ -36,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="experiments/deep_sea.toml")
     parser.add_argument("--size", type=int, default=10)
+    parser.add_argument("--env", default=None, help="a gymnasium env id instead of Deep Sea")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
@@ -51,11 +54,18 @@ def main(argv: list[str] | None = None) -> None:
     env = next((e for e in config.envs if e.kwargs.get("size") == args.size), None)
     if env is None:
         parser.error(f"--size {args.size} is not a size of {args.config}")
+    if args.env is not None:
+        try:
+            gym.spec(args.env)
+        except gym.error.Error as err:
+            parser.error(f"--env {args.env!r}: {err}")
+        env = EnvSpec(label=args.env, id=args.env, kwargs={}, episodes=None, timesteps=None)
     if "dqn" not in {a.name for a in config.agents}:
         parser.error(f"{args.config} has no 'dqn' agent to compare with")
     print(
         f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-        f"{args.threads} thread(s), Deep Sea N = {args.size}, {args.steps} steps"
+        f"{args.threads} thread(s), {args.env or f'Deep Sea N = {args.size}'}, "
+        f"{args.steps} steps"
     )
     times: dict[str, list[float]] = {a.label: [] for a in config.agents}
     for _ in range(args.repeats):
