@@ -152,9 +152,9 @@ class NoEpsilon(NamedRuns, CheckedLoad):
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         """SB3's gradient step, once for every posterior-sampling DQN: sample a minibatch,
         ``self._loss(data)``, stop on a non-finite loss, backward (scaled by
-        ``self._step_scale(data)``), clip the gradient norm at ``max_grad_norm``, step; then log
-        the mean loss and ``self._spread(last minibatch)``. Subclasses implement only these
-        hooks."""
+        ``self._step_scale(data, loss)``), clip the gradient norm at ``max_grad_norm``, step;
+        then log the mean loss and ``self._spread(last minibatch)``. Subclasses implement only
+        these hooks."""
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         losses, data = [], None
@@ -163,7 +163,7 @@ class NoEpsilon(NamedRuns, CheckedLoad):
             loss = self._loss(data)
             losses.append(finite_loss(self, loss))
             self.policy.optimizer.zero_grad()
-            (loss * self._step_scale(data)).backward()
+            (loss * self._step_scale(data, losses[-1])).backward()
             if math.isfinite(self.max_grad_norm):  # at inf clipping multiplies by 1.0
                 torch.nn.utils.clip_grad_norm_(self._clipped_parameters(), self.max_grad_norm)
             self.policy.optimizer.step()
@@ -215,9 +215,9 @@ class NoEpsilon(NamedRuns, CheckedLoad):
         """The training loss of one replay minibatch (a scalar with a gradient)."""
         raise NotImplementedError
 
-    def _step_scale(self, data) -> float:
-        """A factor on this step's learning rates (1: none; multiplying by exactly 1 changes
-        no gradient)."""
+    def _step_scale(self, data, loss: float) -> float:
+        """A factor on this step's learning rates, given the minibatch and its loss (1: none;
+        multiplying by exactly 1 changes no gradient)."""
         return 1.0
 
     def _spread(self, data, gradient_steps: int) -> torch.Tensor | None:

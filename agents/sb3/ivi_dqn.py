@@ -45,6 +45,11 @@ OUTPUT_NOISE = ("sampled", "marginalized")
 DEFAULT_OUTPUT_NOISE = "sampled"
 STABILITY_EVERY = 100
 """Updates between two measurements of the stable step (at the first, then every 100)."""
+STABILITY_GROWTH = 4.0
+"""A measurement also comes early when a minibatch's loss exceeds this multiple of the mean
+loss since the last one: the curvature may have grown with the data or the weights, and a
+step past SGD's bound makes the loss grow geometrically, so this catches it within a few
+updates."""
 STABILITY_DRAWS = 2
 """Weight draws a measurement averages the curvature over."""
 
@@ -210,14 +215,15 @@ class IVIDQN(EpisodicSampling, DQN):
         current = torch.gather(q_net(replay_data.observations, noise), 1, actions)
         return F.mse_loss(current, target)
 
-    def _step_scale(self, data) -> float:
+    def _step_scale(self, data, loss: float) -> float:
         """The stable step (``ivi_rl.stability``): one factor <= 1 on every learning rate
         keeps each layer's Gauss-Newton curvature on the replay minibatch within SGD's
         stability bound, 0.8 (1 - momentum) for a layer with a covariance and 0.8 * 2
-        (1 + momentum) for a deterministic one; measured at the first update and then every
-        100 (warm-started power iterations on the minibatch, 2 draws). Exactly 1 where no
-        bound binds."""
-        return self._stability.scale(self, data)
+        (1 + momentum) for a deterministic one; measured at the first update, then every
+        100, and at once when the loss exceeds 4 times its mean since the last measurement
+        (warm-started power iterations on the minibatch, 2 draws). Exactly 1 where no bound
+        binds."""
+        return self._stability.scale(self, data, loss)
 
     def _spread(self, data, gradient_steps: int) -> torch.Tensor | None:
         # spread_draws extra forward passes: at the first update, then every 100 updates
@@ -234,17 +240,19 @@ class IVIDQN(EpisodicSampling, DQN):
 
 
 class _StableStep:
-    """The stable step's state: the factor in force, the updates since it was measured, the
-    power iterations' top vectors per action network."""
+    """The stable step's state: the factor in force, the updates since it was measured and
+    their summed loss, the power iterations' top vectors per action network."""
 
     def __init__(self) -> None:
-        self.factor, self.since, self.vectors = 1.0, STABILITY_EVERY, None
+        self.factor, self.since, self.loss_sum, self.vectors = 1.0, STABILITY_EVERY, 0.0, None
 
-    def scale(self, model: IVIDQN, data) -> float:
-        if self.since >= STABILITY_EVERY:
-            self.factor, self.since = self._measure(model, data), 0
+    def scale(self, model: IVIDQN, data, loss: float) -> float:
+        grown = self.since > 0 and loss > STABILITY_GROWTH * self.loss_sum / self.since
+        if self.since >= STABILITY_EVERY or grown:
+            self.factor, self.since, self.loss_sum = self._measure(model, data), 0, 0.0
             model.logger.record("train/step_scale", self.factor)
         self.since += 1
+        self.loss_sum += loss
         return self.factor
 
     def _measure(self, model: IVIDQN, data) -> float:

@@ -160,8 +160,8 @@ class VariantIVIDQN(IVIDQN):
                 "CodedReplayBuffer this model saved"
             )
 
-    def _step_scale(self, data) -> float:
-        return super()._step_scale(data) if self.stable_lr else 1.0
+    def _step_scale(self, data, loss: float) -> float:
+        return super()._step_scale(data, loss) if self.stable_lr else 1.0
 
     def _next_q(self, next_observations, noise: ivi_rl.Noise) -> torch.Tensor:
         target_net = self.policy.q_net_target
