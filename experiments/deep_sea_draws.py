@@ -21,8 +21,9 @@ import dataclasses
 import numpy as np
 import torch
 
+from ivi_rl.agents import IVIDQN
 from ivi_rl.pipeline.configs import ConfigError
-from ivi_rl.pipeline.rl_config import build_agent, load_rl_config, make_env
+from ivi_rl.pipeline.rl_config import ALGORITHMS, build_agent, load_rl_config, make_env
 from ivi_rl.pipeline.rl_runner import EpisodeLogger
 
 
@@ -38,10 +39,12 @@ class DrawReport:
 
 def draw_report(config: str, size: int, seed: int, episodes: int, draws: int) -> DrawReport:
     loaded = load_rl_config(config)
-    agent = next((a for a in loaded.agents if a.name == "ivi_dqn"), None)
+    agent = next((a for a in loaded.agents if issubclass(ALGORITHMS[a.name], IVIDQN)), None)
     spec = next((e for e in loaded.envs if e.kwargs.get("size") == size), None)
     if agent is None or spec is None:
-        raise ConfigError(f"{config} needs an 'ivi_dqn' agent and a Deep Sea of size {size}")
+        raise ConfigError(
+            f"{config} needs an IVIDQN agent (ivi_dqn or a variant) and a Deep Sea of size {size}"
+        )
     env = make_env(spec)
     model = build_agent(agent, env, seed=seed)
     logger = EpisodeLogger(None, False, lambda n: None)

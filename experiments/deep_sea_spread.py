@@ -25,8 +25,9 @@ import math
 import numpy as np
 import torch
 
+from ivi_rl.agents import IVIDQN
 from ivi_rl.pipeline.configs import ConfigError
-from ivi_rl.pipeline.rl_config import build_agent, load_rl_config, make_env
+from ivi_rl.pipeline.rl_config import ALGORITHMS, build_agent, load_rl_config, make_env
 from ivi_rl.pipeline.rl_runner import EpisodeLogger
 
 
@@ -69,9 +70,10 @@ def _agent_and_env(config: str, agent: str, size: int):
     loaded = load_rl_config(config)
     spec = next((a for a in loaded.agents if a.label == agent), None)
     env = next((e for e in loaded.envs if e.kwargs.get("size") == size), None)
-    if spec is None or spec.name != "ivi_dqn" or env is None:
+    if spec is None or not issubclass(ALGORITHMS[spec.name], IVIDQN) or env is None:
         raise ConfigError(
-            f"{config} needs an 'ivi_dqn' agent labelled {agent!r} and a Deep Sea of size {size}"
+            f"{config} needs an IVIDQN agent (ivi_dqn or a variant) labelled {agent!r}"
+            f" and a Deep Sea of size {size}"
         )
     return spec, env
 

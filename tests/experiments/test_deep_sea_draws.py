@@ -42,7 +42,10 @@ def test_cli_prints_the_report_and_names_bad_input(capsys):
     assert "P(right) along the diagonal:" in out and "good of 5" in out
     with pytest.raises(SystemExit):
         main(["--config", CONFIG, "--size", "9"])
-    assert "needs an 'ivi_dqn' agent and a Deep Sea of size 9" in capsys.readouterr().err
+    assert (
+        "needs an IVIDQN agent (ivi_dqn or a variant) and a Deep Sea of size 9"
+        in capsys.readouterr().err
+    )
     with pytest.raises(SystemExit):
         main(["--draws", "0"])
     with pytest.raises(SystemExit):

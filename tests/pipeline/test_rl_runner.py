@@ -61,7 +61,13 @@ def test_summary_and_event_files(finished):
         (f"deep_sea_{n}", a) for n in (4, 5) for a in ("ivi_dqn", "dqn")
     }
     text = (tmp / "out" / "summary.md").read_text()
-    assert "bsuite Deep Sea score" in text and (tmp / "out" / "solve.png").exists()
+    assert "| agent | bsuite experiment | score |" in text and (tmp / "out" / "solve.png").exists()
+    scores = {
+        line.split(" | ")[0][2:]: float(line.split(" | ")[2][:-2])
+        for line in text.splitlines()
+        if " | deep_sea | " in line
+    }
+    assert set(scores) == {"ivi_dqn", "dqn"} and all(0 <= s <= 1 for s in scores.values())
     acc = EventAccumulator(
         str(tmp / "out" / "tb" / "deep_sea_5" / "ivi_dqn" / "seed_1"), size_guidance={"scalars": 0}
     )
@@ -221,7 +227,11 @@ def test_shipped_rl_configs_validate(name, agents):
     config = load_rl_config(EXPERIMENTS / name)
     assert {a.name for a in config.agents} == agents
     if name == "deep_sea.toml":
-        assert [e.kwargs["size"] for e in config.envs] == list(range(10, 51, 2))
+        sizes = list(range(10, 51, 2))
+        assert [e.kwargs["size"] for e in config.envs] == sizes + sizes
+        assert [e.id for e in config.envs] == ["ivi_rl/DeepSea-v0"] * 21 + [
+            "ivi_rl/DeepSeaStochastic-v0"
+        ] * 21
         assert {e.episodes for e in config.envs} == {10_000}
 
 
@@ -230,9 +240,11 @@ def test_bench_rl_step_prints_every_agent_relative_to_dqn(capsys):
 
     main(["--steps", "20", "--repeats", "1"])
     rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()}
-    assert set(rows) >= {"ivi_dqn", "bootstrapped_dqn", "noisy_dqn", "dqn"}
+    assert set(rows) >= {"ivi_dqn", "bootstrapped_dqn", "dqn"}  # deep_sea.toml's agents
     assert rows["dqn"][1] == "1.00"
-    assert all(float(ms) > 0 for ms, _ in (rows[a] for a in ("ivi_dqn", "noisy_dqn")))
+    for agent in ("ivi_dqn", "bootstrapped_dqn"):
+        ms, ratio = map(float, rows[agent])
+        assert ms > 0 and ratio == pytest.approx(ms / float(rows["dqn"][0]), abs=0.01)
     with pytest.raises(SystemExit):
         main(["--size", "11"])
     with pytest.raises(SystemExit):
@@ -318,7 +330,10 @@ def test_tensorboard_compare_view_per_env_with_hparams(finished):
         "deep_sea_4 cumulative regret",
         "deep_sea_5 return",
         "deep_sea_5 cumulative regret",
+        "Deep Sea: episodes to solve vs N (2^N: dithering)",
     ]
+    (solve_chart,) = [c for c in category.chart if c.title.startswith("Deep Sea")]
+    assert list(solve_chart.multiline.tag) == ["deep_sea/episodes_to_solve"]
     acc = EventAccumulator(
         str(tmp / "out" / "tb" / "deep_sea_5" / "ivi_dqn" / "mean"),
         size_guidance={"scalars": 0, "tensors": 0},
