@@ -129,8 +129,8 @@ def test_lin_full_post_samples_have_the_posterior_moments():
         (
             "ivi_ts",
             {"stochastic": "first"},
-            TypeError,
-            r"stochastic='first' is not accepted; expected one of 'input_output'",
+            ValueError,
+            r"stochastic='first' is not accepted; accepted: input_output, last, all$",
         ),
         (
             "ivi_ts",
