@@ -11,6 +11,8 @@ import torch
 from gymnasium import spaces
 from gymnasium.wrappers import FlattenObservation
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
 
 import ivi_rl
 from ivi_rl import envs  # noqa: F401  (registers ivi_rl/DeepSea-v0)
@@ -352,3 +354,39 @@ def test_variant_arguments_are_checked():
         "MlpPolicy", deep_sea(5), policy_kwargs=dict(optimizer_class=torch.optim.Adam)
     )
     assert isinstance(adam.policy.optimizer, torch.optim.Adam)
+
+
+@pytest.mark.slow
+def test_cartpole_mlp_variant_learns_with_rewards_scaled_and_needs_the_stable_step_without():
+    """experiments/archive/cartpole_mlp.toml's MLP IVIDQN (plain SGD, no clipping): with
+    reward_scale 0.01 its greedy return after 5e4 steps is at least 250; with the rewards
+    unscaled, plain SGD (``stable_lr=False``) diverges, and the stable step keeps the same run
+    finite past the step where it did."""
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    from ivi_rl.pipeline.rl_config import agent_on, build_agent, load_rl_config, make_env
+
+    config = load_rl_config(
+        Path(__file__).resolve().parents[2] / "experiments" / "archive" / "cartpole_mlp.toml"
+    )
+    env = config.envs[0]
+    spec = agent_on(next(a for a in config.agents if a.label == "ivi_dqn_mlp"), env)
+    assert spec.settings["reward_scale"] == 0.01
+    model = build_agent(spec, make_env(env), seed=0)
+    model.learn(total_timesteps=env.timesteps)
+    mean, _ = evaluate_policy(model, Monitor(gym.make("CartPole-v1")), n_eval_episodes=20)
+    assert mean >= 250
+
+    def unscaled(stable_lr: bool):
+        settings = {**spec.settings, "reward_scale": 1.0, "stable_lr": stable_lr}
+        return build_agent(dataclasses.replace(spec, settings=settings), make_env(env), seed=0)
+
+    with pytest.raises(FloatingPointError, match=r"diverged") as plain:
+        unscaled(False).learn(total_timesteps=env.timesteps)
+    step = int(re.search(r"at step (\d+)", str(plain.value)).group(1))
+    stable = unscaled(True)
+    stable.learn(total_timesteps=step + 1000)
+    data = stable.replay_buffer.sample(128)
+    assert np.isfinite(float(stable._loss(data).detach()))

@@ -42,7 +42,7 @@ def test_default_rank_is_capped_by_small_layers():
         (
             {"stochastic": "first"},
             ValueError,
-            "stochastic='first'.*'input_output', 'last', 'all', 'none'",
+            "stochastic='first' is not accepted; accepted: input_output, last, all, none$",
         ),
         (
             {"cov": None},

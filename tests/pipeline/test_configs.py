@@ -27,9 +27,9 @@ def test_default_config_is_the_wheel_with_the_readme_agents():
 @pytest.mark.parametrize(
     "name",
     [
-        "ablations/ivi_settings.toml",
-        "ablations/noise_aware.toml",
-        "ablations/baselines.toml",
+        "archive/ablations/ivi_settings.toml",
+        "archive/ablations/noise_aware.toml",
+        "archive/ablations/baselines.toml",
         "showdown_cpu.toml",
     ],
 )

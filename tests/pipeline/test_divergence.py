@@ -226,14 +226,14 @@ policy_kwargs = {{ net_arch = [16], optimizer_class = "sgd" }}
 
 
 def test_a_diverged_rl_run_counts_as_unsolved_and_is_listed(tmp_path):
-    """lr 1e3: on N = 5 the third update's loss passes max_loss; on N = 4 the run solved
-    the chain (and stopped) before that."""
+    """lr 1e3: on N = 5 the loss of the second update (step 18) passes max_loss; on N = 4
+    the run solved the chain (and stopped) before that."""
     config = tmp_path / "rl.toml"
     config.write_text(RL.format(out=tmp_path / "out"))
     with pytest.raises(DivergedTrials) as err:
         run_rl(config, executor="in_process", quiet=True)
     (found,) = err.value.divergences
-    assert (found.group, found.agent, found.seed, found.step) == ("deep_sea_5", "huge_lr", 3, 19)
+    assert (found.group, found.agent, found.seed, found.step) == ("deep_sea_5", "huge_lr", 3, 18)
     assert found.message.startswith("VariantIVIDQN: the training loss is ")
     rows = {(r["env"], r["agent"]): r for r in err.value.rows}
     diverged = rows["deep_sea_5", "huge_lr"]
