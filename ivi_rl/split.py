@@ -4,7 +4,7 @@ A Q-network's outputs (one per action) usually share every hidden layer. Under I
 the actions' posteriors together: fitting the action taken in a state moves the shared
 hidden units, which collapses the spread of the action *not* taken there too, so a draw has
 nothing left to try. With one MLP per output, the data of one action leave the other
-actions' prior untouched (experiments/RESULTS.md, "An MLP IVIDQN on Deep Sea").
+actions' prior untouched.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ network from the posterior and acts greedily on it. Retraining follows the Showd
 (every ``train_every`` steps, ``train_steps`` minibatch steps on all data so far), continuing
 from the current posterior (``warm_start``) or restarting from the trial's prior draw.
 
-Where the defaults depart from plain IVI (each measured in experiments/RESULTS.md): the
+Where the defaults depart from plain IVI (experiments/RESULTS.md measures the stable step;
+the scalings' measurements are in its history at the tag archive/experiments-2026-12-06): the
 rewards are standardised and the inputs centred and scaled (``reward_scaling``,
 ``input_scaling``), and every learning rate is scaled down by one factor per retrain where a
 step would leave SGD-with-momentum's stability bound (``stable_lr``, ``ivi_rl.stability``);

@@ -23,7 +23,7 @@ class RMSSettings(NeuralSettings):
     lr: float = 0.01
     """Initial RMSProp learning rate of every retrain. The Showdown code's 0.1 belongs to its
     one-layer network of 50 units; on the 100 x 100 network it kills the ReLU features
-    (RESULTS, "Baselines that are not straw men"); 0.01 is the 100 x 100 reproductions'."""
+    (experiments/RESULTS.md, "What the variants did"); 0.01 is the 100 x 100 reproductions'."""
     lr_decay: float = 0.5
     """Inverse-time decay rate: lr / (1 + lr_decay * step)."""
     max_grad_norm: float = 5.0

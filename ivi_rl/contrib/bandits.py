@@ -1,4 +1,4 @@
-"""IVI-TS variants measured in experiments/RESULTS.md ("Variants") and not adopted.
+"""IVI-TS variants measured in experiments/RESULTS.md ("What the variants did") and not adopted.
 
 - :class:`NoiseAwareIVITS` (``ivi_ts_noise``): noise-aware IVI (:mod:`.noise_aware`) with a
   reward-noise model per arm (``noise``): per-datum loss weights 1 / sigma_n^2, a proximal

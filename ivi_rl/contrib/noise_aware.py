@@ -1,7 +1,7 @@
 """Noise-aware IVI: the prior anchor, per-datum noise weights and draw-coupled targets.
 
 A variant, not a default: on the Showdown datasets it did not beat plain IVI
-(experiments/RESULTS.md, "Variants").
+(experiments/RESULTS.md, "What the variants did").
 
 Plain IVI is the noiseless member of a family. In the linear-Gaussian case the draw
 w(z) = mu + S z that minimises

@@ -117,7 +117,7 @@ class RayExecutor(Executor):
     def _run(self, ray, fn, tasks, on_done, progress) -> None:
         counter = ray.remote(num_cpus=0)(_StepCounter).remote()
         # SPREAD: independent tasks go to every node at once; Ray's default packs one node
-        # first (experiments/RESULTS.md, "One pipeline")
+        # first, and long tasks then wait for each other on the head
         remote = ray.remote(_run_task).options(
             num_cpus=self.threads,
             num_gpus=self.gpus,
