@@ -148,7 +148,7 @@ def test_a_diverging_ividqn_stops_with_one_line():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_stable_step_keeps_ividqn_finite_at_a_huge_learning_rate(seed):
     """The factor is measured every 100 updates and again as soon as a minibatch's loss
-    exceeds 4 times its mean since the last measurement; the control shows that measuring on
+    exceeds 100 times its mean since the last measurement; the control shows that measuring on
     the schedule alone lets the curvature outgrow the factor on these seeds."""
     model = _cartpole_dqn(learning_rate=1e12, seed=seed)
     model.learn(600)
@@ -522,3 +522,26 @@ def test_cli_bad_arguments_are_one_line_with_exit_status_2(tmp_path, capsys, arg
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert re.search(message, line), line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_loss_triggered_measurement_leaves_the_schedules_stream_and_warm_starts():
+    """A measurement the loss triggers (``keep=False``) restores the random stream and the
+    power iterations' warm starts, so the scheduled measurements, and training wherever the
+    trigger lowers nothing, are those of a run without it; a scheduled one moves both."""
+    model = _cartpole_dqn(learning_rate=1e-3)
+    model.learn(200)
+    stable, data = model._stability, model.replay_buffer.sample(8)
+
+    def snapshot():
+        flat = torch.utils._pytree.tree_leaves(stable.vectors)
+        return model._stability_generator.get_state(), [v.clone() for v in flat]
+
+    state, vectors = snapshot()
+    stable._measure(model, data, keep=False)
+    after_state, after_vectors = snapshot()
+    assert torch.equal(state, after_state)
+    assert all(torch.equal(a, b) for a, b in zip(vectors, after_vectors, strict=True))
+    stable._measure(model, data, keep=True)
+    moved_state, moved_vectors = snapshot()
+    assert not torch.equal(state, moved_state)
+    assert not all(torch.equal(a, b) for a, b in zip(vectors, moved_vectors, strict=True))

@@ -45,11 +45,11 @@ OUTPUT_NOISE = ("sampled", "marginalized")
 DEFAULT_OUTPUT_NOISE = "sampled"
 STABILITY_EVERY = 100
 """Updates between two measurements of the stable step (at the first, then every 100)."""
-STABILITY_GROWTH = 4.0
+STABILITY_GROWTH = 100.0
 """A measurement also comes early when a minibatch's loss exceeds this multiple of the mean
-loss since the last one: the curvature may have grown with the data or the weights, and a
-step past SGD's bound makes the loss grow geometrically, so this catches it within a few
-updates."""
+loss since the last one: the curvature may have grown with the data or the weights between
+two scheduled measurements, and a step past SGD's bound makes the loss grow geometrically, so
+this catches it within a few updates; TD losses at stable steps rarely jump this far."""
 STABILITY_DRAWS = 2
 """Weight draws a measurement averages the curvature over."""
 
@@ -219,10 +219,10 @@ class IVIDQN(EpisodicSampling, DQN):
         """The stable step (``ivi_rl.stability``): one factor <= 1 on every learning rate
         keeps each layer's Gauss-Newton curvature on the replay minibatch within SGD's
         stability bound, 0.8 (1 - momentum) for a layer with a covariance and 0.8 * 2
-        (1 + momentum) for a deterministic one; measured at the first update, then every
-        100, and at once when the loss exceeds 4 times its mean since the last measurement
-        (warm-started power iterations on the minibatch, 2 draws). Exactly 1 where no bound
-        binds."""
+        (1 + momentum) for a deterministic one; measured at the first update and then every
+        100, and also, able only to lower it, when the loss exceeds 100 times its mean since
+        the last measurement (warm-started power iterations on the minibatch, 2 draws).
+        Exactly 1 where no bound binds."""
         return self._stability.scale(self, data, loss)
 
     def _spread(self, data, gradient_steps: int) -> torch.Tensor | None:
@@ -240,29 +240,53 @@ class IVIDQN(EpisodicSampling, DQN):
 
 
 class _StableStep:
-    """The stable step's state: the factor in force, the updates since it was measured and
-    their summed loss, the power iterations' top vectors per action network."""
+    """The stable step's state: the factor in force, the updates since the scheduled
+    measurement, the losses since the last measurement, the power iterations' top vectors per
+    action network.
+
+    The schedule (the first update, then every ``STABILITY_EVERY``) sets the factor. A loss
+    above ``STABILITY_GROWTH`` times its mean since the last measurement measures again and
+    can only lower the factor until the next scheduled one; it leaves the schedule's random
+    stream and warm-start vectors as they were, so where it lowers nothing training is the
+    same, bit for bit, as without it."""
 
     def __init__(self) -> None:
-        self.factor, self.since, self.loss_sum, self.vectors = 1.0, STABILITY_EVERY, 0.0, None
+        self.factor, self.since, self.vectors = 1.0, STABILITY_EVERY, None
+        self.loss_sum, self.losses = 0.0, 0
 
     def scale(self, model: IVIDQN, data, loss: float) -> float:
-        grown = self.since > 0 and loss > STABILITY_GROWTH * self.loss_sum / self.since
-        if self.since >= STABILITY_EVERY or grown:
-            self.factor, self.since, self.loss_sum = self._measure(model, data), 0, 0.0
+        if self.since >= STABILITY_EVERY:
+            self.factor, self.since = self._measure(model, data, keep=True), 0
+            self.loss_sum, self.losses = 0.0, 0
+            model.logger.record("train/step_scale", self.factor)
+        elif loss > STABILITY_GROWTH * self.loss_sum / max(self.losses, 1) and self.losses:
+            self.factor = min(self.factor, self._measure(model, data, keep=False))
+            self.loss_sum, self.losses = 0.0, 0
             model.logger.record("train/step_scale", self.factor)
         self.since += 1
         self.loss_sum += loss
+        self.losses += 1
         return self.factor
 
-    def _measure(self, model: IVIDQN, data) -> float:
+    def _measure(self, model: IVIDQN, data, keep: bool) -> float:
+        """The factor on this minibatch; ``keep=False`` restores the random stream and the
+        warm-start vectors afterwards."""
+        generator = model._stability_generator
+        state, vectors = generator.get_state(), self.vectors
+        factor = self._factor(model, data)
+        if not keep:
+            generator.set_state(state)
+            self.vectors = vectors
+        return factor
+
+    def _factor(self, model: IVIDQN, data) -> float:
         q_net = model.policy.q_net
         nets = q_net.q_net.nets if isinstance(q_net.q_net, ivi_rl.SplitMLP) else [q_net.q_net]
         with torch.no_grad():
             features = q_net.features(data.observations)
         actions = data.actions.long().reshape(-1)
         momentum = model.policy.optimizer.param_groups[0].get("momentum", 0.0)
-        vectors = self.vectors or [None] * len(nets)
+        vectors = list(self.vectors) if self.vectors else [None] * len(nets)
         factor = 1.0
         for i, net in enumerate(nets):
             if len(nets) > 1:  # the action's own network, on the data that took it
