@@ -8,14 +8,16 @@ Starts a Ray cluster on this machine with Ray's own commands (a head and a secon
 2 seeds) with ``ivi-rl`` once on
 ``--executor local --workers CPUS`` and once on ``--executor ray``, each into a fresh output
 folder (nothing resumed), and prints the wall times and Ray's overhead. The cluster's start
-is not counted (a cluster outlives many runs); connecting to it is. Stops the cluster at the
-end.
+is not counted (a cluster outlives many runs); connecting to it is. Every Ray command runs with
+a new empty home folder, in which the head makes the cluster's token as docs/cluster.md says
+(the user's own ``~/.ray`` is not touched). Stops the cluster at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,7 +31,9 @@ BIN = Path(sys.executable).parent
 
 def _sh(args: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
-    subprocess.run(args, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = subprocess.run(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(args)} failed ({done.returncode}):\n{done.stderr.decode()[-2000:]}")
     return time.perf_counter() - start
 
 
@@ -44,11 +48,13 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[float, float]]:
     p.add_argument("--cpus", type=int, default=2, help="CPUs in all (split over two nodes)")
     p.add_argument("--repeats", type=int, default=1)
     args = p.parse_args(argv)
-    env = {**os.environ, "CI": "true", "RAY_AUTH_MODE": "token"}
+    home = tempfile.mkdtemp(prefix="bench_executors_home_")
+    env = {**os.environ, "CI": "true", "RAY_AUTH_MODE": "token", "HOME": home}
     ray, ivi = str(BIN / "ray"), str(BIN / "ivi-rl")
     port = _free_port()
     head, rest = (args.cpus + 1) // 2, args.cpus // 2
     common = ["--disable-usage-stats"]
+    _sh([ray, "get-auth-token", "--generate"], env)
     _sh([ray, "start", "--head", f"--port={port}", f"--num-cpus={head}", *common], env)
     results = {}
     try:
@@ -81,6 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[float, float]]:
                 )
     finally:
         _sh([ray, "stop"], env)
+        shutil.rmtree(home, ignore_errors=True)
     return results
 
 
