@@ -1,9 +1,10 @@
 """The Ray executor on a real two-node Ray cluster on 127.0.0.1, started and stopped with the
-README's own commands: results equal the local executor's bit for bit, a killed driver
-resumes without redoing finished tasks, a task whose worker process is killed is retried.
+cluster guide's own commands (docs/cluster.md): results equal the local executor's bit for
+bit, a killed driver resumes without redoing finished tasks, a task whose worker process is
+killed is retried.
 
 Each node runs with a new empty home folder, as on a fresh machine: the head makes its token
-with the README's command, the other node gets it through ``RAY_AUTH_TOKEN``, and the user's
+with the guide's command, the other node gets it through ``RAY_AUTH_TOKEN``, and the user's
 own ``~/.ray`` is neither read nor written."""
 
 from __future__ import annotations
@@ -67,9 +68,9 @@ policy_kwargs = { net_arch = [16, 16] }
 
 
 def readme_commands() -> list[str]:
-    """The command lines of the README's cluster block (comments dropped)."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Run on a cluster", 1)[1]
+    """The command lines of the cluster guide's block (docs/cluster.md; comments dropped)."""
+    text = (ROOT / "docs" / "cluster.md").read_text()
+    section = text.split("# Run on a cluster", 1)[1]
     block = section.split("```bash\n", 1)[1].split("```", 1)[0]
     return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
 
@@ -81,7 +82,7 @@ def _free_port() -> int:
 
 
 def _local(line: str, port: int) -> str:
-    """A README line for this machine: the head at 127.0.0.1 on a free port, 1 CPU a node."""
+    """A guide's line for this machine: the head at 127.0.0.1 on a free port, 1 CPU a node."""
     line = line.replace("HEAD_IP", "127.0.0.1").replace("6379", str(port))
     return line.replace("--num-cpus=2", "--num-cpus=1")
 
@@ -110,7 +111,7 @@ def _token_state() -> tuple[bool, float | None]:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A head and a second worker node on this machine, each with a new empty HOME; yields
-    the README's driver commands with the address filled in, and stops the cluster at the
+    the guide's driver commands with the address filled in, and stops the cluster at the
     end."""
     commands = readme_commands()
     assert commands[0].startswith("pip install") and commands[1] == "export RAY_AUTH_MODE=token"
@@ -139,7 +140,7 @@ def cluster(tmp_path_factory):
 
 
 def test_a_node_without_the_token_is_refused(cluster, tmp_path):
-    """The README's token step is needed: a node in token mode without the token cannot
+    """The guide's token step is needed: a node in token mode without the token cannot
     join (Ray's own message)."""
     _, address = cluster
     line = f"ray start --address={address} --num-cpus=1 --disable-usage-stats"
