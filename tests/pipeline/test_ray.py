@@ -216,7 +216,10 @@ def _driver(commands: dict, config: Path, out: Path) -> subprocess.Popen:
     )
 
 
-def _wait_for(condition, timeout_s: float = 120.0) -> None:
+def _wait_for(condition, timeout_s: float = 900.0) -> None:
+    """Poll until ``condition()``. The bound is generous: Ray runs its workers at a lower
+    priority, so on a machine loaded by another job the first task can take minutes (120 s
+    timed out with a benchmark running on both cores)."""
     deadline = time.monotonic() + timeout_s
     while not condition():
         assert time.monotonic() < deadline, "timed out"
