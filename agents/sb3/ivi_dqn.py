@@ -259,7 +259,7 @@ class _StableStep:
             self.factor, self.since = self._measure(model, data, keep=True), 0
             self.loss_sum, self.losses = 0.0, 0
             model.logger.record("train/step_scale", self.factor)
-        elif loss > STABILITY_GROWTH * self.loss_sum / max(self.losses, 1) and self.losses:
+        elif self.losses and loss > STABILITY_GROWTH * self.loss_sum / self.losses:
             self.factor = min(self.factor, self._measure(model, data, keep=False))
             self.loss_sum, self.losses = 0.0, 0
             model.logger.record("train/step_scale", self.factor)
@@ -271,12 +271,13 @@ class _StableStep:
     def _measure(self, model: IVIDQN, data, keep: bool) -> float:
         """The factor on this minibatch; ``keep=False`` restores the random stream and the
         warm-start vectors afterwards."""
+        if keep:
+            return self._factor(model, data)
         generator = model._stability_generator
         state, vectors = generator.get_state(), self.vectors
         factor = self._factor(model, data)
-        if not keep:
-            generator.set_state(state)
-            self.vectors = vectors
+        generator.set_state(state)
+        self.vectors = vectors
         return factor
 
     def _factor(self, model: IVIDQN, data) -> float:

@@ -4,6 +4,10 @@ layers, Adam; with none of them set it is IVIDQN bit for bit."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -20,6 +24,7 @@ from ivi_rl.agents import IVIDQN
 from ivi_rl.contrib.coded_buffer import CodedReplayBuffer
 from ivi_rl.contrib.noise_aware import perturbation_shift
 from ivi_rl.contrib.sb3 import VariantIVIDQN
+from ivi_rl.pipeline.rl_config import agent_on, build_agent, load_rl_config, make_env
 
 MLP = dict(
     learning_rate=1e-3,
@@ -362,12 +367,6 @@ def test_cartpole_mlp_variant_learns_with_rewards_scaled_and_needs_the_stable_st
     reward_scale 0.01 its greedy return after 5e4 steps is at least 250; with the rewards
     unscaled, plain SGD (``stable_lr=False``) diverges, and the stable step keeps the same run
     finite past the step where it did."""
-    import dataclasses
-    import re
-    from pathlib import Path
-
-    from ivi_rl.pipeline.rl_config import agent_on, build_agent, load_rl_config, make_env
-
     config = load_rl_config(
         Path(__file__).resolve().parents[2] / "experiments" / "archive" / "cartpole_mlp.toml"
     )
