@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from gymnasium.wrappers import FlattenObservation
+from rl_helpers import deep_sea
 from stable_baselines3.common.callbacks import BaseCallback
 
 from ivi_rl import envs  # noqa: F401 - registers ivi_rl/DeepSea-v0
@@ -17,10 +17,6 @@ from ivi_rl.agents import BootstrappedDQN, NoisyDQN
 SMALL = dict(
     buffer_size=5000, learning_starts=20, batch_size=32, train_freq=1, target_update_interval=4
 )
-
-
-def deep_sea(size: int = 5):
-    return FlattenObservation(gym.make("ivi_rl/DeepSea-v0", size=size))
 
 
 class ActingQ(BaseCallback):

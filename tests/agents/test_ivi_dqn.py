@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from gymnasium.wrappers import FlattenObservation
+from rl_helpers import BSUITE_DQN, ONE_LOWRANK_NETWORK, deep_sea
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.monitor import Monitor
@@ -18,31 +18,7 @@ import ivi_rl
 from ivi_rl import envs
 from ivi_rl.agents import IVIDQN
 
-SMALL = dict(
-    learning_rate=1e-3,
-    buffer_size=10_000,
-    learning_starts=128,
-    batch_size=128,
-    train_freq=1,
-    gradient_steps=1,
-    target_update_interval=4,
-    policy_kwargs=dict(net_arch=[50, 50]),
-)
-SHARED = dict(
-    per_action=False,
-    stochastic="input_output",
-    parametrization="mup",
-    input_scale=1.0,
-)
-"""One low-rank muP network for all actions, input and output layers stochastic: the
-structure the tests of layer-level settings index."""
-
-
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-
-
-def deep_sea(size: int):
-    return FlattenObservation(gym.make("ivi_rl/DeepSea-v0", size=size))
 
 
 def test_one_draw_per_episode():
@@ -61,7 +37,7 @@ def test_one_draw_per_episode():
             seen.append((bool(self.locals["dones"][0]), q))
             return True
 
-    model = IVIDQN("MlpPolicy", deep_sea(6), seed=1, **SMALL)
+    model = IVIDQN("MlpPolicy", deep_sea(6), seed=1, **BSUITE_DQN)
     model.learn(total_timesteps=6 * 5, callback=Record())
     # before learning starts the network is fixed, so held Q changes only through a new draw;
     # the draw is replaced in _store_transition, after the callback of the episode's last step
@@ -77,7 +53,7 @@ def test_learning_rates_keep_their_mup_multipliers_through_sb3_schedules():
         "MlpPolicy",
         deep_sea(5),
         seed=0,
-        **{**SMALL, "learning_rate": lambda p: 1e-3 * (0.5 + p), "learning_starts": 10},
+        **{**BSUITE_DQN, "learning_rate": lambda p: 1e-3 * (0.5 + p), "learning_starts": 10},
     )
     model.learn(total_timesteps=5 * 20)
     groups = model.policy.optimizer.param_groups
@@ -91,10 +67,10 @@ def test_learning_rates_keep_their_mup_multipliers_through_sb3_schedules():
 
 def test_fused_optimizer_is_the_default_and_trains_like_the_per_tensor_loop():
     # one model after the other: SB3 seeds the global RNGs (replay sampling) at construction
-    fused = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **SMALL)
+    fused = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **BSUITE_DQN)
     fused.learn(total_timesteps=5 * 40)  # 72 updates
-    kwargs = {**SMALL["policy_kwargs"], "optimizer_kwargs": {"foreach": False}}
-    looped = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **{**SMALL, "policy_kwargs": kwargs})
+    kwargs = {**BSUITE_DQN["policy_kwargs"], "optimizer_kwargs": {"foreach": False}}
+    looped = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **{**BSUITE_DQN, "policy_kwargs": kwargs})
     looped.learn(total_timesteps=5 * 40)  # the same data and draws
     assert fused.policy.optimizer.defaults["fused"] is True
     assert not looped.policy.optimizer.defaults["fused"]
@@ -105,7 +81,7 @@ def test_fused_optimizer_is_the_default_and_trains_like_the_per_tensor_loop():
 
 
 def test_training_mode_switches_still_reach_every_module():
-    policy = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **SMALL).policy
+    policy = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **BSUITE_DQN).policy
     for mode in (True, True, False, False, True):
         policy.set_training_mode(mode)
         assert all(m.training == mode for m in policy.q_net.modules())
@@ -126,7 +102,7 @@ def test_a_module_that_overrides_train_gets_its_own_call_and_bad_modes_are_named
             seen.append(mode)
             return super().train(mode)
 
-    kwargs = {**SMALL, "policy_kwargs": {"features_extractor_class": Recording}}
+    kwargs = {**BSUITE_DQN, "policy_kwargs": {"features_extractor_class": Recording}}
     policy = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **kwargs).policy
     seen.clear()
     start = policy.q_net.training
@@ -143,7 +119,7 @@ def test_clipping_at_inf_is_skipped_and_a_small_norm_still_clips():
     same run as clipping at a norm no gradient reaches; a small norm changes the run."""
     runs = {}
     for norm in (float("inf"), 1e30, 1e-3):
-        model = IVIDQN("MlpPolicy", deep_sea(5), seed=3, max_grad_norm=norm, **SMALL)
+        model = IVIDQN("MlpPolicy", deep_sea(5), seed=3, max_grad_norm=norm, **BSUITE_DQN)
         model.learn(total_timesteps=5 * 40)
         runs[norm] = torch.cat([p.flatten() for p in model.policy.q_net.parameters()])
     assert torch.equal(runs[float("inf")], runs[1e30])
@@ -151,7 +127,7 @@ def test_clipping_at_inf_is_skipped_and_a_small_norm_still_clips():
 
 
 def test_save_load_round_trip_gives_identical_actions(tmp_path):
-    model = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **SMALL)
+    model = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **BSUITE_DQN)
     model.learn(total_timesteps=5 * 40)
     obs = np.eye(25, dtype=np.float32)
     actions, _ = model.predict(obs, deterministic=True)
@@ -207,14 +183,17 @@ def test_the_target_update_is_sb3s_polyak_update_bit_for_bit(algorithm, kwargs, 
 
 def test_bias_prior_std_is_a_policy_setting():
     """Default: zero-std biases (point masses at 0); bias_std=1 restores the muP table."""
-    default = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **SMALL).policy.q_net.q_net
+    default = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **BSUITE_DQN).policy.q_net.q_net
     layers = [layer for net in default.nets for layer in net.layers]  # one MLP per action
     assert all(torch.equal(layer.bias, torch.zeros_like(layer.bias)) for layer in layers)
     table = IVIDQN(
         "MlpPolicy",
         deep_sea(5),
         seed=0,
-        **{**SMALL, "policy_kwargs": dict(net_arch=[50, 50], bias_std=1.0, **SHARED)},
+        **{
+            **BSUITE_DQN,
+            "policy_kwargs": dict(net_arch=[50, 50], bias_std=1.0, **ONE_LOWRANK_NETWORK),
+        },
     ).policy.q_net.q_net
     assert table.layers[-1].bias.abs().sum() > 0
     assert table.parametrization == ivi_rl.MaximalUpdate(bias_std=1.0)
@@ -229,7 +208,7 @@ def test_logging_the_spread_does_not_change_training():
             deep_sea(5),
             seed=3,
             spread_draws=spread_draws,
-            **{**SMALL, "learning_starts": 20},
+            **{**BSUITE_DQN, "learning_starts": 20},
         )
         model.learn(total_timesteps=150)
         runs.append({k: v.clone() for k, v in model.policy.state_dict().items()})
@@ -238,7 +217,7 @@ def test_logging_the_spread_does_not_change_training():
 
 
 def test_deterministic_uses_the_posterior_mean():
-    model = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **SMALL)
+    model = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **BSUITE_DQN)
     obs = torch.eye(25)
     expected = model.policy.q_net.mean_q(obs).argmax(1).numpy()
     np.testing.assert_array_equal(model.predict(obs.numpy(), deterministic=True)[0], expected)
@@ -267,7 +246,7 @@ def test_input_scale_multiplies_the_networks_input(tmp_path):
             "MlpPolicy",
             deep_sea(5),
             seed=0,
-            **{**SMALL, "policy_kwargs": dict(net_arch=[50, 50], input_scale=setting)},
+            **{**BSUITE_DQN, "policy_kwargs": dict(net_arch=[50, 50], input_scale=setting)},
         )
         q_net = model.policy.q_net
         assert q_net.input_scale == factor
@@ -300,7 +279,10 @@ def test_the_stochastic_layers_means_start_at_zero_and_deterministic_ones_do_not
         "MlpPolicy",
         deep_sea(5),
         seed=0,
-        **{**SMALL, "policy_kwargs": dict(net_arch=[20, 20], cov="diagonal", **SHARED)},
+        **{
+            **BSUITE_DQN,
+            "policy_kwargs": dict(net_arch=[20, 20], cov="diagonal", **ONE_LOWRANK_NETWORK),
+        },
     )
     for net in (model.policy.q_net, model.policy.q_net_target):
         layers = net.q_net.layers
@@ -439,10 +421,10 @@ def _trained(output_noise: str):
         seed=0,
         output_noise=output_noise,
         **{
-            **SMALL,
+            **BSUITE_DQN,
             "learning_starts": 32,
             "batch_size": 32,
-            "policy_kwargs": dict(net_arch=[50, 50], **SHARED),
+            "policy_kwargs": dict(net_arch=[50, 50], **ONE_LOWRANK_NETWORK),
         },
     )
     model.learn(total_timesteps=5 * 20)
@@ -505,7 +487,7 @@ def test_reward_scale_multiplies_the_rewards_in_the_td_target_and_survives_save_
 def test_auto_reward_scale_is_one_over_the_largest_discounted_episode_return(tmp_path):
     """Two envs: per-env discounted returns, the scale set at each episode's end, only
     falling; returns within +-1 leave it at 1."""
-    model = IVIDQN("MlpPolicy", deep_sea(5), seed=0, reward_scale="auto", gamma=0.5, **SMALL)
+    model = IVIDQN("MlpPolicy", deep_sea(5), seed=0, reward_scale="auto", gamma=0.5, **BSUITE_DQN)
     model.set_logger(configure(str(tmp_path), []))
     track = model._track_returns
     track(np.array([4.0, 1.0]), np.array([False, False]))
@@ -521,7 +503,7 @@ def test_auto_reward_scale_is_one_over_the_largest_discounted_episode_return(tmp
 def test_auto_reward_scale_on_deep_sea_is_scale_one_bit_for_bit():
     runs = []
     for scale in ("auto", 1.0):
-        model = IVIDQN("MlpPolicy", deep_sea(5), seed=2, reward_scale=scale, **SMALL)
+        model = IVIDQN("MlpPolicy", deep_sea(5), seed=2, reward_scale=scale, **BSUITE_DQN)
         model.learn(total_timesteps=5 * 30)
         assert model.value_scale == 1.0
         runs.append(torch.cat([p.flatten() for p in model.policy.q_net.parameters()]))
@@ -531,7 +513,7 @@ def test_auto_reward_scale_on_deep_sea_is_scale_one_bit_for_bit():
 def test_reward_scale_one_is_todays_agent_bit_for_bit():
     runs = []
     for kwargs in ({}, {"reward_scale": 1.0}):
-        model = IVIDQN("MlpPolicy", deep_sea(5), seed=2, **SMALL, **kwargs)
+        model = IVIDQN("MlpPolicy", deep_sea(5), seed=2, **BSUITE_DQN, **kwargs)
         model.learn(total_timesteps=5 * 30)
         runs.append(torch.cat([p.flatten() for p in model.policy.q_net.parameters()]))
     assert torch.equal(*runs)
@@ -578,7 +560,7 @@ def test_bad_arguments():
 @pytest.mark.cuda
 def test_ivi_dqn_on_cuda(cuda_device):
     model = IVIDQN(
-        "MlpPolicy", deep_sea(5), device="cuda", seed=0, **{**SMALL, "learning_starts": 10}
+        "MlpPolicy", deep_sea(5), device="cuda", seed=0, **{**BSUITE_DQN, "learning_starts": 10}
     )
     model.learn(total_timesteps=100)
     assert next(model.policy.parameters()).device.type == "cuda"

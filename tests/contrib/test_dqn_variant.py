@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
-from gymnasium.wrappers import FlattenObservation
+from rl_helpers import BSUITE_DQN, ONE_LOWRANK_NETWORK, deep_sea
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
@@ -26,25 +26,8 @@ from ivi_rl.contrib.noise_aware import perturbation_shift
 from ivi_rl.contrib.sb3 import VariantIVIDQN
 from ivi_rl.pipeline.rl_config import agent_on, build_agent, load_rl_config, make_env
 
-MLP = dict(
-    learning_rate=1e-3,
-    buffer_size=10_000,
-    learning_starts=128,
-    batch_size=128,
-    train_freq=1,
-    gradient_steps=1,
-    target_update_interval=4,
-    policy_kwargs=dict(net_arch=[50, 50]),
-)
-SHARED = dict(
-    per_action=False,
-    stochastic="input_output",
-    prior_mean="random",
-    parametrization="mup",
-    input_scale=1.0,
-)
-"""One low-rank muP network for all actions, input and output layers stochastic, random
-prior means: the structure the tests of layer-level settings index."""
+RANDOM_PRIOR_NETWORK = {**ONE_LOWRANK_NETWORK, "prior_mean": "random"}
+"""The layer-level tests' structure with random prior means."""
 SMALL = dict(
     learning_rate=1e-3,
     buffer_size=1_000,
@@ -55,10 +38,6 @@ SMALL = dict(
     output_noise="sampled",
     policy_kwargs=dict(net_arch=[16]),
 )
-
-
-def deep_sea(size: int):
-    return FlattenObservation(gym.make("ivi_rl/DeepSea-v0", size=size))
 
 
 def _buffer(kind, n_envs: int = 2, size: int = 200):
@@ -222,12 +201,14 @@ def test_frozen_layers_keep_their_prior_draw_and_the_rest_trains(frozen, trained
     """Frozen layers (mean and covariance) are in no optimizer group and stay at their prior
     draw through training while every other parameter changes; bias=False builds the layers
     without biases; both survive save / load."""
-    kwargs = dict(net_arch=[50, 50], cov="diagonal", bias=False, frozen=frozen, **SHARED)
+    kwargs = dict(
+        net_arch=[50, 50], cov="diagonal", bias=False, frozen=frozen, **RANDOM_PRIOR_NETWORK
+    )
     model = VariantIVIDQN(
         "MlpPolicy",
         deep_sea(5),
         seed=0,
-        **{**MLP, "learning_starts": 20, "policy_kwargs": kwargs},
+        **{**BSUITE_DQN, "learning_starts": 20, "policy_kwargs": kwargs},
     )
     net = model.policy.q_net.q_net
     assert all(layer.bias is None for layer in net.layers)
@@ -269,7 +250,7 @@ def test_hidden_output_frozen_keeps_never_visited_cells_exactly_at_the_prior():
             "MlpPolicy",
             deep_sea(8),
             seed=0,
-            **{**MLP, "learning_starts": 20, "policy_kwargs": kwargs},
+            **{**BSUITE_DQN, "learning_starts": 20, "policy_kwargs": kwargs},
         )
         cells = torch.eye(64)
         noise = model.policy.q_net.q_net.sample_noise((16,), seed=5)
@@ -294,8 +275,12 @@ def test_zero_prior_mean_starts_the_stochastic_layers_means_at_zero(tmp_path):
     'random' (same seed); the setting survives save / load."""
     nets = {}
     for prior_mean in ("random", "zero"):
-        kwargs = dict(net_arch=[20, 20], cov="diagonal", **{**SHARED, "prior_mean": prior_mean})
-        model = VariantIVIDQN("MlpPolicy", deep_sea(5), seed=0, **{**MLP, "policy_kwargs": kwargs})
+        kwargs = dict(
+            net_arch=[20, 20], cov="diagonal", **{**RANDOM_PRIOR_NETWORK, "prior_mean": prior_mean}
+        )
+        model = VariantIVIDQN(
+            "MlpPolicy", deep_sea(5), seed=0, **{**BSUITE_DQN, "policy_kwargs": kwargs}
+        )
         nets[prior_mean] = model.policy
     random, zero = (nets[k].q_net.q_net.layers for k in ("random", "zero"))
     for layer_random, layer_zero in zip(random, zero, strict=True):
@@ -327,7 +312,9 @@ def test_zero_prior_mean_centres_the_draws_preference_at_every_state():
     shares = {}
     for prior_mean in ("random", "zero"):
         kwargs = dict(net_arch=[], cov="diagonal", bias=False, prior_mean=prior_mean)
-        model = VariantIVIDQN("MlpPolicy", deep_sea(8), seed=0, **{**MLP, "policy_kwargs": kwargs})
+        model = VariantIVIDQN(
+            "MlpPolicy", deep_sea(8), seed=0, **{**BSUITE_DQN, "policy_kwargs": kwargs}
+        )
         q = model.policy.q_net.sampled_q(
             torch.eye(64), (400,), generator=torch.Generator().manual_seed(1)
         )
@@ -363,7 +350,7 @@ def test_variant_arguments_are_checked():
 
 @pytest.mark.slow
 def test_cartpole_mlp_variant_learns_with_rewards_scaled_and_needs_the_stable_step_without():
-    """experiments/archive/cartpole_mlp.toml's MLP IVIDQN (plain SGD, no clipping): with
+    """experiments/archive/cartpole_mlp.toml's BSUITE_DQN IVIDQN (plain SGD, no clipping): with
     reward_scale 0.01 its greedy return after 5e4 steps is at least 250; with the rewards
     unscaled, plain SGD (``stable_lr=False``) diverges, and the stable step keeps the same run
     finite past the step where it did."""
