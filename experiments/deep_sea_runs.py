@@ -19,16 +19,18 @@ import numpy as np
 COLUMNS = ("env", "N", "seed", "episodes", "solved", "first", "treasures", "gap", "last 1,000")
 
 
-def treasure_facts(bad: np.ndarray) -> dict[str, int]:
-    """From the per-episode bad flags: ``first`` treasure episode (1-based, 0 if none),
-    ``treasures``, the longest ``gap`` of episodes strictly between two treasures, and
-    ``last`` = treasures among the final 1,000 episodes."""
-    good = np.flatnonzero(~np.asarray(bad, dtype=bool))
+def treasure_facts(denoised: np.ndarray) -> dict[str, int]:
+    """From bsuite's ``denoised_return`` after each episode (the treasures found so far):
+    ``first`` treasure episode (1-based, 0 if none), ``treasures``, the longest ``gap`` of
+    episodes strictly between two treasures, and ``last`` = treasures among the final 1,000
+    episodes."""
+    found = np.diff(np.asarray(denoised, dtype=np.float64), prepend=0.0) > 0
+    good = np.flatnonzero(found)
     return dict(
         first=int(good[0]) + 1 if good.size else 0,
         treasures=int(good.size),
         gap=int(np.diff(good).max()) - 1 if good.size > 1 else 0,
-        last=int((good >= len(bad) - 1000).sum()),
+        last=int((good >= len(found) - 1000).sum()),
     )
 
 
@@ -38,10 +40,10 @@ def rows(out: Path, agent: str) -> list[tuple]:
         with np.load(path) as run:
             if int(run["size"]) < 0:
                 continue  # not a Deep Sea run
-            facts = treasure_facts(run["bad"])
+            facts = treasure_facts(run["denoised"])
             solved = int(run["solved"])
             found.append(
-                (path.parts[-3], int(run["size"]), int(run["seed"]), len(run["bad"]),
+                (path.parts[-3], int(run["size"]), int(run["seed"]), len(run["denoised"]),
                  solved if solved >= 0 else "no", facts["first"] or "-",
                  facts["treasures"], facts["gap"], facts["last"])
             )  # fmt: skip
