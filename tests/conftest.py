@@ -22,6 +22,15 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _sb3_log_folder(tmp_path_factory):
+    """SB3's default logger makes a new folder in the system temp dir at every ``learn`` that
+    has no logger set; the tests' go into one pytest temp folder instead."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3_logs")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_torch():
     torch.manual_seed(0)
