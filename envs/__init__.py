@@ -76,7 +76,9 @@ def _register() -> None:
         env_id = f"ivi_rl/{stem}-v0"
         if env_id not in gym.registry:
             gym.register(env_id, entry_point=ContextualBanditEnv, kwargs={"dataset": dataset})
-    for stem, kwargs in (("DeepSea", {}), ("DeepSeaStochastic", {"deterministic": False})):
+    # bsuite's mapping seeds: deep_sea's sweep sets 42, deep_sea_stochastic's keeps 0
+    stochastic = {"deterministic": False, "mapping_seed": 0}
+    for stem, kwargs in (("DeepSea", {}), ("DeepSeaStochastic", stochastic)):
         env_id = f"ivi_rl/{stem}-v0"
         if env_id not in gym.registry:
             gym.register(env_id, entry_point=DeepSeaEnv, kwargs=kwargs)

@@ -11,7 +11,9 @@ while on the diagonal (still on the optimal path). The observation is the one-ho
 Stochastic variant (``deterministic=False``; bsuite's ``deep_sea_stochastic``): "right"
 succeeds with probability 1 - 1/N (the move cost is still charged) and N(0, 1) noise is added
 to the reward at the last row in the first or last column. The noise is drawn before the
-move, as bsuite does.
+move, as bsuite does. bsuite's deterministic sweep sets mapping seed 42; its stochastic sweep
+keeps its loader's default, 0, so ``ivi_rl/DeepSeaStochastic-v0`` is registered with
+``mapping_seed=0`` (``ivi_rl/DeepSea-v0`` with 42, this class's default).
 
 At the end of every episode ``info`` holds bsuite's counters: ``bad_episode``,
 ``total_bad_episodes`` and ``denoised_return`` (the treasures found so far, noise excluded).
@@ -50,6 +52,7 @@ class DeepSeaEnv(gym.Env):
         if unscaled_move_cost < 0:
             raise ValueError(f"unscaled_move_cost={unscaled_move_cost!r} must be >= 0")
         self.size, self.deterministic = int(size), bool(deterministic)
+        self.mapping_seed = int(mapping_seed) if randomize_actions else None
         self.move_cost = unscaled_move_cost / self.size
         if randomize_actions:
             self.mapping = np.random.RandomState(mapping_seed).binomial(1, 0.5, (size, size))

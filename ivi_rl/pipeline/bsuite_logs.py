@@ -5,8 +5,8 @@ bsuite (Osband et al., ICLR 2020) logs one CSV per experiment id into a results 
 one row at each episode of its logarithmic schedule (1-10, 12, 14, 17, 20, 25, 30, 40, ...;
 ``wrappers._logarithmic_logging``) with the columns ``steps``, ``episode``, ``total_return``,
 ``episode_len``, ``episode_return`` and Deep Sea's ``total_bad_episodes`` and
-``denoised_return``. The experiment index is the position in bsuite's sweep (size N = 10 + 2i,
-mapping seed 42), so only those sizes are written.
+``denoised_return``. The experiment index is the position in bsuite's sweep (size N = 10 + 2i;
+mapping seed 42 for deep_sea, 0 for deep_sea_stochastic), so only those runs are written.
 
 A run that stops at its solve episode gets that episode as its last row: bsuite's
 ``find_solution`` (the first logged episode whose running bad-episode fraction is below its
@@ -22,11 +22,21 @@ import io
 
 import numpy as np
 
-__all__ = ["COLUMNS", "SWEEP_SIZES", "bsuite_id", "csv_name", "episode_rows", "log_schedule"]
+__all__ = [
+    "COLUMNS",
+    "MAPPING_SEEDS",
+    "SWEEP_SIZES",
+    "bsuite_id",
+    "csv_name",
+    "episode_rows",
+    "log_schedule",
+]
 
 SWEEP_SIZES = tuple(range(10, 51, 2))
 """bsuite's Deep Sea sizes: experiment ``deep_sea/i`` is N = SWEEP_SIZES[i]."""
-MAPPING_SEED = 42
+MAPPING_SEEDS = {"deep_sea": 42, "deep_sea_stochastic": 0}
+"""bsuite's action-mapping seed per experiment: deep_sea's sweep sets 42, deep_sea_stochastic's
+sweep sets none, so its loader's default 0 holds."""
 COLUMNS = (
     "steps",
     "episode",
@@ -39,12 +49,13 @@ COLUMNS = (
 _RATIOS = (1.0, 1.2, 1.4, 1.7, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0)
 
 
-def bsuite_id(size: int, deterministic: bool, mapping_seed: int = MAPPING_SEED) -> str | None:
-    """bsuite's id of a Deep Sea run (``deep_sea/3`` is N = 16), or None if bsuite's sweep
-    has no such experiment."""
-    if size not in SWEEP_SIZES or mapping_seed != MAPPING_SEED:
-        return None
+def bsuite_id(size: int, deterministic: bool, mapping_seed: int | None) -> str | None:
+    """bsuite's id of a Deep Sea run (``deep_sea/3`` is N = 16, mapping seed 42), or None if
+    bsuite's sweep has no such experiment: another size, or another mapping seed than the
+    experiment's (``None``: actions not randomized)."""
     name = "deep_sea" if deterministic else "deep_sea_stochastic"
+    if size not in SWEEP_SIZES or mapping_seed != MAPPING_SEEDS[name]:
+        return None
     return f"{name}/{SWEEP_SIZES.index(size)}"
 
 

@@ -72,13 +72,14 @@ def _mean_eval(found: list[dict], best: bool = False) -> float | str:
     return float(np.mean([m.max() if best else m[-1] for m in means]))
 
 
-def _deep_sea(spec) -> tuple[int, bool, int] | None:
-    """(size, deterministic, mapping seed) of a Deep Sea env spec, else None."""
+def _deep_sea(spec) -> tuple[int, bool, int | None] | None:
+    """(size, deterministic, mapping seed or None if actions are not randomized) of a Deep Sea
+    env spec, else None."""
     with contextlib.closing(make_env(spec)) as env:
         base = env.unwrapped
         if not isinstance(base, envs.DeepSeaEnv):
             return None
-        return base.size, base.deterministic, int(spec.kwargs.get("mapping_seed", 42))
+        return base.size, base.deterministic, base.mapping_seed
 
 
 def _scores(config: RLConfig, runs) -> dict[tuple[str, str], float]:

@@ -1,3 +1,4 @@
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -40,6 +41,20 @@ def test_mapping_for_seed_42_is_bsuites():
         env.mapping, [[0, 1, 1, 1], [0, 0, 0, 1], [1, 1, 0, 1], [1, 0, 0, 0]]
     )
     assert (DeepSeaEnv(4, randomize_actions=False).mapping == 1).all()
+
+
+def test_registered_ids_use_bsuites_mapping_seed_per_experiment():
+    """bsuite's deep_sea sweep sets mapping seed 42; deep_sea_stochastic's sets none, so its
+    loader's default 0 holds."""
+    for env_id, seed, deterministic in (
+        ("ivi_rl/DeepSea-v0", 42, True),
+        ("ivi_rl/DeepSeaStochastic-v0", 0, False),
+    ):
+        base = gym.make(env_id, size=12).unwrapped
+        assert (base.mapping_seed, base.deterministic) == (seed, deterministic)
+        expected = np.random.RandomState(seed).binomial(1, 0.5, (12, 12))
+        np.testing.assert_array_equal(base.mapping, expected)
+    assert DeepSeaEnv(4, randomize_actions=False).mapping_seed is None
 
 
 def test_uniform_random_policy_rarely_succeeds():

@@ -61,10 +61,12 @@ def test_the_log_schedule_is_bsuites_plus_the_last_episode():
 
 
 def test_ids_and_file_names_follow_bsuites_sweep():
-    assert bsuite_id(16, deterministic=True) == "deep_sea/3"
-    assert bsuite_id(50, deterministic=False) == "deep_sea_stochastic/20"
-    assert bsuite_id(11, True) is None and bsuite_id(60, True) is None
-    assert bsuite_id(10, True, mapping_seed=7) is None
+    assert bsuite_id(16, deterministic=True, mapping_seed=42) == "deep_sea/3"
+    assert bsuite_id(50, deterministic=False, mapping_seed=0) == "deep_sea_stochastic/20"
+    assert bsuite_id(11, True, 42) is None and bsuite_id(60, True, 42) is None
+    # each experiment's own mapping seed: 42 for deep_sea, 0 for deep_sea_stochastic
+    assert bsuite_id(10, True, 7) is None and bsuite_id(10, True, 0) is None
+    assert bsuite_id(10, False, 42) is None and bsuite_id(10, True, None) is None
     assert csv_name("deep_sea_stochastic/20") == "bsuite_id_-_deep_sea_stochastic-20.csv"
 
 
