@@ -290,8 +290,10 @@ def _diverged_lines(config: RLConfig, runs) -> list[str]:
 
 
 def _plot_solve(config: RLConfig, rows: list[dict]) -> None:
-    """solve.png: the median episode to solve against N per agent (a panel per bsuite
-    experiment), with 2^N, the episodes dithering needs; unsolved sizes leave gaps."""
+    """solve.png: the median episode to solve over the seeds that solved, against N, per
+    agent (a panel per bsuite experiment), with 2^N, the episodes dithering needs; a size
+    that not every seed solved is labelled with the fraction that did, and one that no seed
+    solved leaves a gap."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -316,8 +318,19 @@ def _plot_solve(config: RLConfig, rows: list[dict]) -> None:
             ]
             if pts:
                 ax.plot(*zip(*sorted(pts), strict=True), "o-", label=a.label)
-        ax.set(title=experiment, xlabel="size N", ylabel="episodes to solve (median)")
+            _label_partly_solved(ax, [r for r in mine if r["agent"] == a.label])
+        ax.set(title=experiment, xlabel="size N", ylabel="episodes to solve (median of solved)")
         ax.set(yscale="log")
         ax.legend(fontsize=8)
     fig.tight_layout()
     write_bytes(config.out / "solve.png", figure_bytes(fig))
+
+
+def _label_partly_solved(ax, rows: list[dict]) -> None:
+    """Write 'k/n' above each plotted size that only k of its n seeds solved."""
+    for r in rows:
+        solved, seeds = r["solved"].split("/")
+        if r["episodes_to_solve"] != "" and solved != seeds:
+            point = (r["size"], r["episodes_to_solve"])
+            ax.annotate(r["solved"], point, xytext=(0, 6), textcoords="offset points",
+                        ha="center", fontsize=7)  # fmt: skip

@@ -10,6 +10,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ivi_rl import envs
+from ivi_rl.pipeline import rl_report
 from ivi_rl.pipeline.bandit_config import ConfigError
 from ivi_rl.pipeline.cli import main as cli
 from ivi_rl.pipeline.configs import read_config
@@ -359,3 +360,26 @@ def test_tensorboard_compare_view_per_env_with_hparams(finished):
     assert info.hparams["batch_size"].number_value == 16
     row = next(r for r in rows if (r["env"], r["agent"]) == ("deep_sea_5", "ivi_dqn"))
     assert acc.Scalars("final/return")[0].value == pytest.approx(row["final_return"], rel=1e-6)
+
+
+def test_the_solve_plot_labels_sizes_not_every_seed_solved():
+    """solve.png writes 'k/n' above a size only k of n seeds solved; fully solved sizes and
+    unsolved ones (no point to label) get nothing."""
+
+    class Axes:
+        def __init__(self):
+            self.labels = []
+
+        def annotate(self, text, point, **kwargs):
+            self.labels.append((text, point))
+
+    ax = Axes()
+    rl_report._label_partly_solved(
+        ax,
+        [
+            {"size": 10, "solved": "3/3", "episodes_to_solve": 500.0},
+            {"size": 44, "solved": "2/3", "episodes_to_solve": 1532.0},
+            {"size": 50, "solved": "0/3", "episodes_to_solve": ""},
+        ],
+    )
+    assert ax.labels == [("2/3", (44, 1532.0))]
