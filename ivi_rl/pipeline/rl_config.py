@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -301,6 +302,15 @@ def known_optimal_return(env: gym.Env) -> float | None:
     """The optimal policy's expected return where the env knows it (Deep Sea), else None."""
     base = env.unwrapped
     return base.optimal_return if isinstance(base, envs.DeepSeaEnv) else None
+
+
+def env_kwargs(spec: EnvSpec) -> dict[str, Any]:
+    """The keyword arguments ``make_env`` builds the env with: its registration's, then the
+    config's (an id may name its module first, ``module:Env-v0``, as ``gym.make`` takes it)."""
+    module, _, env_id = spec.id.rpartition(":")
+    if module:
+        importlib.import_module(module)
+    return {**gym.spec(env_id).kwargs, **spec.kwargs}
 
 
 def make_env(spec: EnvSpec) -> gym.Env:

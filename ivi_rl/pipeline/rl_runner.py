@@ -26,7 +26,15 @@ from ivi_rl import envs
 
 from .atomic import fingerprint_of, npz_bytes
 from .pipeline import tensorboard_command
-from .rl_config import RLConfig, RLTask, agent_on, build_agent, known_optimal_return, make_env
+from .rl_config import (
+    RLConfig,
+    RLTask,
+    agent_on,
+    build_agent,
+    env_kwargs,
+    known_optimal_return,
+    make_env,
+)
 from .store import (
     Divergence,
     TaskOutput,
@@ -46,10 +54,12 @@ def result_file(task: RLTask) -> Path:
 
 
 def _fingerprint(task: RLTask) -> str:
+    """What a result depends on in the config, with the env's keyword arguments as built
+    (its registration's, then the config's): a changed registered default reruns the run."""
     e, a = task.env, task.agent
     return fingerprint_of(
         e.id,
-        e.kwargs,
+        env_kwargs(e),
         e.episodes,
         e.timesteps,
         e.eval_episodes,

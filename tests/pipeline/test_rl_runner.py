@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ivi_rl import envs
-from ivi_rl.pipeline import rl_report
+from ivi_rl.pipeline import rl_report, rl_runner
 from ivi_rl.pipeline.bandit_config import ConfigError
 from ivi_rl.pipeline.cli import main as cli
 from ivi_rl.pipeline.configs import read_config
 from ivi_rl.pipeline.rl import run_rl
-from ivi_rl.pipeline.rl_config import build_agent, load_rl_config, make_env
+from ivi_rl.pipeline.rl_config import RLTask, build_agent, env_kwargs, load_rl_config, make_env
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 TINY = """
@@ -383,3 +385,25 @@ def test_the_solve_plot_labels_sizes_not_every_seed_solved():
         ],
     )
     assert ax.labels == [("2/3", (44, 1532.0))]
+
+
+def test_a_changed_registered_default_changes_the_resume_key(tmp_path, monkeypatch):
+    """The resume key holds the env's kwargs as built (registration's, then the config's), so
+    results made under an earlier registered default (e.g. a mapping seed) rerun."""
+    config = load_rl_config(write(tmp_path))
+    task = RLTask(config.envs[0], config.agents[0], 0, config)
+    before = rl_runner._fingerprint(task)
+    spec = gym.registry["ivi_rl/DeepSea-v0"]
+    changed = dataclasses.replace(spec, kwargs={**spec.kwargs, "mapping_seed": 7})
+    monkeypatch.setitem(gym.registry, "ivi_rl/DeepSea-v0", changed)
+    assert rl_runner._fingerprint(task) != before
+    # the config's own value wins over the registration's
+    same = dataclasses.replace(spec, kwargs={**spec.kwargs, "size": 99})
+    monkeypatch.setitem(gym.registry, "ivi_rl/DeepSea-v0", same)
+    assert rl_runner._fingerprint(task) == before
+
+
+def test_env_kwargs_are_the_registrations_then_the_configs_with_a_module_prefix(tmp_path):
+    config = load_rl_config(write(tmp_path))
+    spec = dataclasses.replace(config.envs[0], id="ivi_rl.envs:ivi_rl/DeepSeaStochastic-v0")
+    assert env_kwargs(spec) == {"deterministic": False, "mapping_seed": 0, "size": 4}
