@@ -311,14 +311,11 @@ def _plot_solve(config: RLConfig, rows: list[dict]) -> None:
         sizes = sorted({r["size"] for r in mine})
         ax.plot(sizes, [2.0**n for n in sizes], "k--", label="2^N (dithering)")
         for a in config.agents:
-            pts = [
-                (r["size"], r["episodes_to_solve"])
-                for r in mine
-                if r["agent"] == a.label and r["episodes_to_solve"] != ""
-            ]
+            own = [r for r in mine if r["agent"] == a.label]
+            pts = [(r["size"], r["episodes_to_solve"]) for r in own if r["episodes_to_solve"] != ""]
             if pts:
                 ax.plot(*zip(*sorted(pts), strict=True), "o-", label=a.label)
-            _label_partly_solved(ax, [r for r in mine if r["agent"] == a.label])
+            _label_partly_solved(ax, own)
         ax.set(title=experiment, xlabel="size N", ylabel="episodes to solve (median of solved)")
         ax.set(yscale="log")
         ax.legend(fontsize=8)
