@@ -15,8 +15,11 @@ the step, the seed) instead of curves. Reports show it, and a rerun retries it
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
+import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +41,7 @@ __all__ = [
     "is_diverged",
     "is_finished",
     "load_runs",
+    "remove_orphaned_scratch",
     "run_paths",
     "split_diverged",
     "store",
@@ -140,6 +144,38 @@ def is_finished(path: Path, fingerprint: str) -> bool:
         return False
 
 
+def _scratch_prefix(pid: int) -> str:
+    """A task's scratch folder name prefix: its process id and a digest of the host name, so
+    that folders in a temp directory shared between machines are judged by their own host."""
+    host = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+    return f"ivi_rl_task_{host}_{pid}_"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_orphaned_scratch(tmp: Path | None = None) -> list[Path]:
+    """Remove the scratch folders (:func:`in_scratch`) that processes on this host left behind
+    when they were killed before they could clean up (their process no longer exists); the
+    folders of live processes and of other hosts stay. Returns the removed folders."""
+    tmp = Path(tmp or tempfile.gettempdir())
+    head = _scratch_prefix(0)[: -len("0_")]
+    removed = []
+    for folder in tmp.glob(f"{head}*_*"):
+        pid = folder.name[len(head) :].split("_", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def in_scratch(
     run: Callable[[Any, Callable[[int], None], Path], TaskOutput],
     task: Any,
@@ -147,9 +183,12 @@ def in_scratch(
     where: str,
 ) -> TaskOutput:
     """``run(task, progress, scratch)`` with a scratch folder for the files it collects
-    (removed afterwards); a diverged run's ``FloatingPointError`` is prefixed with
-    ``where`` (the task's group, agent and seeds) so its one line says which run it was."""
-    with tempfile.TemporaryDirectory(prefix="ivi_rl_task_") as scratch:
+    (removed afterwards, and by a later task on this machine if the process was killed
+    first: :func:`remove_orphaned_scratch`); a diverged run's ``FloatingPointError`` is
+    prefixed with ``where`` (the task's group, agent and seeds) so its one line says which
+    run it was."""
+    remove_orphaned_scratch()
+    with tempfile.TemporaryDirectory(prefix=_scratch_prefix(os.getpid())) as scratch:
         try:
             return run(task, progress, Path(scratch))
         except FloatingPointError as err:
