@@ -164,7 +164,10 @@ def _pid_alive(pid: int) -> bool:
 def remove_orphaned_scratch(tmp: Path | None = None) -> list[Path]:
     """Remove the scratch folders (:func:`in_scratch`) that processes on this host left behind
     when they were killed before they could clean up (their process no longer exists); the
-    folders of live processes and of other hosts stay. Returns the removed folders."""
+    folders of live processes and of other hosts stay. Returns the removed folders. Not on
+    Windows, where ``os.kill(pid, 0)`` would signal the process instead of probing it."""
+    if os.name == "nt":
+        return []
     tmp = Path(tmp or tempfile.gettempdir())
     head = _scratch_prefix(0)[: -len("0_")]
     removed = []
