@@ -144,11 +144,15 @@ def is_finished(path: Path, fingerprint: str) -> bool:
         return False
 
 
+def _host_prefix() -> str:
+    """The start of this host's scratch folder names: a digest of the host name, so that
+    folders in a temp directory shared between machines are judged by their own host."""
+    return f"ivi_rl_task_{hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]}_"
+
+
 def _scratch_prefix(pid: int) -> str:
-    """A task's scratch folder name prefix: its process id and a digest of the host name, so
-    that folders in a temp directory shared between machines are judged by their own host."""
-    host = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
-    return f"ivi_rl_task_{host}_{pid}_"
+    """A task's scratch folder name prefix: this host's, then the task's process id."""
+    return f"{_host_prefix()}{pid}_"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -169,7 +173,7 @@ def remove_orphaned_scratch(tmp: Path | None = None) -> list[Path]:
     if os.name == "nt":
         return []
     tmp = Path(tmp or tempfile.gettempdir())
-    head = _scratch_prefix(0)[: -len("0_")]
+    head = _host_prefix()
     removed = []
     for folder in tmp.glob(f"{head}*_*"):
         pid = folder.name[len(head) :].split("_", 1)[0]
