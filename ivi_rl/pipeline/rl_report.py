@@ -1,6 +1,12 @@
 """Aggregate finished RL runs: summary.csv / summary.md (episodes to solve, bsuite score,
 final and greedy returns, cost per step) and solve.png. Rebuilt from the result files.
 
+Deep Sea rows count two kinds of episode: ``good_episodes`` are bsuite's not-bad ones (the
+agent never moved left on the diagonal; its solve rule counts these) and ``treasures`` the
+ones that reached the treasure. They are the same in the deterministic chain; in the
+stochastic one a failed move right leaves the diagonal without a bad episode, so an agent can
+meet bsuite's rule with few treasures.
+
 A diverged run (:mod:`ivi_rl.pipeline.store`) is left out of every mean, counted in the
 ``diverged`` column, listed with its step and error in summary.md, named in the TensorBoard
 mean run's note, and counts as not solved in the Deep Sea columns and the bsuite score."""
@@ -9,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,6 +28,35 @@ from .store import diverged_lines, figure_bytes, load_runs, split_diverged
 from .tb_compare import MeanRun, layout, write_mean_run
 
 __all__ = ["report"]
+
+
+@dataclass(frozen=True)
+class EnvFacts:
+    """What the report needs to know of an env spec, read from one built env: the optimal
+    return per episode where known, and for Deep Sea (size, deterministic, mapping seed or
+    None)."""
+
+    optimal: float | None
+    deep_sea: tuple[int, bool, int | None] | None
+
+    @property
+    def experiment(self) -> str | None:
+        """bsuite's experiment name for a Deep Sea env ('deep_sea' or 'deep_sea_stochastic')."""
+        if self.deep_sea is None:
+            return None
+        return "deep_sea" if self.deep_sea[1] else "deep_sea_stochastic"
+
+
+def _env_facts(config: RLConfig) -> dict[str, EnvFacts]:
+    facts = {}
+    for e in config.envs:
+        with contextlib.closing(make_env(e)) as env:
+            base = env.unwrapped
+            deep_sea = None
+            if isinstance(base, envs.DeepSeaEnv):
+                deep_sea = (base.size, base.deterministic, base.mapping_seed)
+            facts[e.label] = EnvFacts(known_optimal_return(env), deep_sea)
+    return facts
 
 
 def _load(config: RLConfig) -> dict[tuple[str, str], list[dict]]:
@@ -42,16 +78,20 @@ def _row(env: str, agent: str, found: list[dict], diverged: list[dict]) -> dict:
     solved = [int(r["solved"]) for r in found if int(r["solved"]) > 0]
     runs = len(found) + len(diverged)  # a diverged run solved nothing
     returns = [r["returns"][-100:].mean() for r in found if r["returns"].size]
+    deep_sea = size > 0
     return {
         "env": env,
         "agent": agent,
-        "size": "" if size < 0 else size,
+        "size": size if deep_sea else "",
         "seeds": len(found),
         "diverged": len(diverged),
-        "solved": f"{len(solved)}/{runs}" if size > 0 else "",
+        "solved": f"{len(solved)}/{runs}" if deep_sea else "",
+        "solved_runs": len(solved) if deep_sea else None,
+        "runs": runs,
         "good_episodes": float(np.mean([(~r["bad"]).sum() for r in found]))
-        if size > 0 and found
+        if deep_sea and found
         else "",
+        "treasures": _mean_treasures(found) if deep_sea else "",
         "episodes_to_solve": float(np.median(solved)) if solved else "",
         "final_return": float(np.mean(returns)) if returns else "",
         "eval_return": _mean_eval(found),
@@ -63,6 +103,13 @@ def _row(env: str, agent: str, found: list[dict], diverged: list[dict]) -> dict:
     }
 
 
+def _mean_treasures(found: list[dict]) -> float | str:
+    """Mean over seeds of the episodes that reached the treasure (bsuite's denoised return at
+    the end; '' where a result predates it)."""
+    counts = [r["denoised"][-1] if r["denoised"].size else 0.0 for r in found if "denoised" in r]
+    return float(np.mean(counts)) if counts and len(counts) == len(found) else ""
+
+
 def _mean_eval(found: list[dict], best: bool = False) -> float | str:
     """Mean over seeds of the greedy policy's mean return: the final evaluation's, or the best
     evaluation's with ``best`` ('' without evaluations)."""
@@ -72,26 +119,15 @@ def _mean_eval(found: list[dict], best: bool = False) -> float | str:
     return float(np.mean([m.max() if best else m[-1] for m in means]))
 
 
-def _deep_sea(spec) -> tuple[int, bool, int | None] | None:
-    """(size, deterministic, mapping seed or None if actions are not randomized) of a Deep Sea
-    env spec, else None."""
-    with contextlib.closing(make_env(spec)) as env:
-        base = env.unwrapped
-        if not isinstance(base, envs.DeepSeaEnv):
-            return None
-        return base.size, base.deterministic, base.mapping_seed
-
-
-def _scores(config: RLConfig, runs) -> dict[tuple[str, str], float]:
+def _scores(config: RLConfig, runs, facts) -> dict[tuple[str, str], float]:
     """bsuite's score per (agent, experiment: 'deep_sea' or 'deep_sea_stochastic'), averaged
     over seeds over the sizes in the config; a diverged run counts as not solved."""
     found: dict[tuple[str, str, int], dict[int, int | None]] = {}
     for e in config.envs:
-        deep_sea = _deep_sea(e)
-        if deep_sea is None:
+        experiment = facts[e.label].experiment
+        if experiment is None:
             continue
-        size, deterministic, _ = deep_sea
-        experiment = "deep_sea" if deterministic else "deep_sea_stochastic"
+        size = facts[e.label].deep_sea[0]
         for a in config.agents:
             for r in runs[e.label, a.label]:
                 solved = int(r["solved"]) if int(r.get("solved", -1)) > 0 else None
@@ -102,11 +138,11 @@ def _scores(config: RLConfig, runs) -> dict[tuple[str, str], float]:
     return {key: float(np.mean(values)) for key, values in per_seed.items()}
 
 
-def _write_bsuite_logs(config: RLConfig, runs) -> None:
+def _write_bsuite_logs(config: RLConfig, runs, facts) -> None:
     """Every finished Deep Sea run of bsuite's sweep as bsuite's CSV log
     (:mod:`ivi_rl.pipeline.bsuite_logs`), at ``bsuite/<agent>/seed_<s>/``."""
     for e in config.envs:
-        deep_sea = _deep_sea(e)
+        deep_sea = facts[e.label].deep_sea
         experiment = None if deep_sea is None else bsuite_logs.bsuite_id(*deep_sea)
         if experiment is None:
             continue
@@ -139,8 +175,8 @@ def _write_solve_runs(config: RLConfig, rows: list[dict], scores) -> None:
                     writer.add_scalar(
                         "deep_sea/episodes_to_solve", r["episodes_to_solve"], r["size"]
                     )
-                solved, total = (int(x) for x in r["solved"].split("/"))
-                writer.add_scalar("deep_sea/solved_fraction", solved / total, r["size"])
+                fraction = r["solved_runs"] / r["runs"]
+                writer.add_scalar("deep_sea/solved_fraction", fraction, r["size"])
             for (label, experiment), score in scores.items():
                 if label == agent.label:
                     writer.add_scalar(f"deep_sea/bsuite_score/{experiment}", score, 0)
@@ -150,14 +186,14 @@ RETURN_WINDOW = 10
 """Episodes in the moving mean of the return that the comparison charts show."""
 
 
-def _write_mean_runs(config: RLConfig, runs, rows: list[dict]) -> None:
+def _write_mean_runs(config: RLConfig, runs, rows: list[dict], facts) -> None:
     """TensorBoard's comparison view (:mod:`ivi_rl.pipeline.tb_compare`), by episode: the
     return (moving mean over 10 episodes) and, where the optimal return is known (Deep Sea),
     the cumulative regret, mean ± s.e. over seeds. A run stopped at its solve episode ends
     early, so a mean run covers the episodes every seed ran."""
     by_key = {(r["env"], r["agent"]): r for r in rows}
     specs = {a.label: a for a in config.agents}
-    optimal = {e.label: _optimal(e) for e in config.envs}
+    optimal = {label: f.optimal for label, f in facts.items()}
     charts = []
     for e in config.envs:
         charts.append((f"{e.label} return", e.label, "return"))
@@ -165,7 +201,7 @@ def _write_mean_runs(config: RLConfig, runs, rows: list[dict]) -> None:
             charts.append((f"{e.label} cumulative regret", e.label, "cumulative_regret"))
     title = "by episode, mean ± s.e. over seeds, one line per agent"
     custom = layout(title, charts)
-    if any(_deep_sea(e) is not None for e in config.envs):
+    if any(f.deep_sea is not None for f in facts.values()):
         custom[next(iter(custom))]["Deep Sea: episodes to solve vs N (2^N: dithering)"] = [
             "Multiline",
             ["deep_sea/episodes_to_solve"],
@@ -199,11 +235,6 @@ def _write_mean_runs(config: RLConfig, runs, rows: list[dict]) -> None:
         custom = None  # the layout is read from any run; written once
 
 
-def _optimal(spec) -> float | None:
-    with contextlib.closing(make_env(spec)) as env:
-        return known_optimal_return(env)
-
-
 def _moving_mean(curves: np.ndarray, window: int) -> np.ndarray:
     """Mean of each row's last ``window`` values (fewer at the start)."""
     sums = np.cumsum(curves, axis=1)
@@ -215,19 +246,20 @@ def _moving_mean(curves: np.ndarray, window: int) -> np.ndarray:
 def _metrics(row: dict) -> dict[str, float]:
     """The summary row's final numbers that exist, for the HParams table."""
     metrics = {"final/diverged_seeds": float(row["diverged"])}
-    for key in ("final_return", "us_per_step", "eval_return", "episodes_to_solve", "good_episodes"):
+    keys = ("final_return", "us_per_step", "eval_return", "episodes_to_solve", "good_episodes")
+    for key in (*keys, "treasures"):
         if row[key] != "":
             metrics[f"final/{key.removeprefix('final_')}"] = float(row[key])
-    if row["solved"]:
-        solved, seeds = row["solved"].split("/")
-        metrics["final/solved_fraction"] = int(solved) / int(seeds)
+    if row["solved_runs"] is not None:
+        metrics["final/solved_fraction"] = row["solved_runs"] / row["runs"]
     return metrics
 
 
 def report(config: RLConfig) -> list[dict]:
     runs = _load(config)
+    facts = _env_facts(config)
     rows = _rows(config, runs)
-    _write_mean_runs(config, runs, rows)
+    _write_mean_runs(config, runs, rows, facts)
     cols = [
         "env",
         "agent",
@@ -237,6 +269,7 @@ def report(config: RLConfig) -> list[dict]:
         "solved",
         "episodes_to_solve",
         "good_episodes",
+        "treasures",
         "final_return",
         "eval_return",
         "best_eval_return",
@@ -252,7 +285,7 @@ def report(config: RLConfig) -> list[dict]:
         + " |"
         for r in rows
     ]
-    scores = _scores(config, runs)
+    scores = _scores(config, runs, facts)
     if scores:
         md += ["", "| agent | bsuite experiment | score |", "|---|---|---|"] + [
             f"| {a} | {experiment} | {s:.2f} |" for (a, experiment), s in scores.items()
@@ -260,9 +293,9 @@ def report(config: RLConfig) -> list[dict]:
     md += _diverged_lines(config, runs)
     write_text(config.out / "summary.md", "\n".join(md) + "\n")
     if any(r["size"] != "" for r in rows):
-        _plot_solve(config, rows)
+        _plot_solve(config, rows, facts)
         _write_solve_runs(config, rows, scores)
-        _write_bsuite_logs(config, runs)
+        _write_bsuite_logs(config, runs, facts)
     return rows
 
 
@@ -289,7 +322,7 @@ def _diverged_lines(config: RLConfig, runs) -> list[str]:
     )
 
 
-def _plot_solve(config: RLConfig, rows: list[dict]) -> None:
+def _plot_solve(config: RLConfig, rows: list[dict], facts) -> None:
     """solve.png: the median episode to solve over the seeds that solved, against N, per
     agent (a panel per bsuite experiment), with 2^N, the episodes dithering needs; a size
     that not every seed solved is labelled with the fraction that did, and one that no seed
@@ -299,11 +332,7 @@ def _plot_solve(config: RLConfig, rows: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kinds = {}
-    for e in config.envs:
-        deep_sea = _deep_sea(e)
-        if deep_sea is not None:
-            kinds[e.label] = "deep_sea" if deep_sea[1] else "deep_sea_stochastic"
+    kinds = {label: f.experiment for label, f in facts.items() if f.experiment is not None}
     experiments = sorted(set(kinds.values()))
     fig, axes = plt.subplots(1, len(experiments), figsize=(6 * len(experiments), 4), squeeze=False)
     for ax, experiment in zip(axes[0], experiments, strict=True):
@@ -326,8 +355,7 @@ def _plot_solve(config: RLConfig, rows: list[dict]) -> None:
 def _label_partly_solved(ax, rows: list[dict]) -> None:
     """Write 'k/n' above each plotted size that only k of its n seeds solved."""
     for r in rows:
-        solved, seeds = r["solved"].split("/")
-        if r["episodes_to_solve"] != "" and solved != seeds:
+        if r["episodes_to_solve"] != "" and r["solved_runs"] != r["runs"]:
             point = (r["size"], r["episodes_to_solve"])
             ax.annotate(r["solved"], point, xytext=(0, 6), textcoords="offset points",
                         ha="center", fontsize=7)  # fmt: skip

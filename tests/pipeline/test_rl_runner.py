@@ -94,13 +94,16 @@ def test_summary_and_event_files(finished):
     with open(tmp / "out" / "summary.csv") as f:
         table = {(r["env"], r["agent"]): r for r in csv.DictReader(f)}
     row = table["deep_sea_5", "ivi_dqn"]
-    good = [
-        (
-            ~np.load(tmp / "out" / "results" / "deep_sea_5" / "ivi_dqn" / f"seed_{s}.npz")["bad"]
-        ).sum()
+    stored = [
+        np.load(tmp / "out" / "results" / "deep_sea_5" / "ivi_dqn" / f"seed_{s}.npz")
         for s in (0, 1)
     ]
+    good = [(~z["bad"]).sum() for z in stored]
+    treasures = [np.sum(np.diff(z["denoised"], prepend=0.0) > 0) for z in stored]
     assert float(row["good_episodes"]) == pytest.approx(np.mean(good))
+    assert float(row["treasures"]) == pytest.approx(np.mean(treasures))
+    # the deterministic chain: an episode is not bad exactly when it reaches the treasure
+    assert good == treasures
 
 
 def test_greedy_policy_is_evaluated_periodically_and_at_the_end(finished):
@@ -379,9 +382,9 @@ def test_the_solve_plot_labels_sizes_not_every_seed_solved():
     rl_report._label_partly_solved(
         ax,
         [
-            {"size": 10, "solved": "3/3", "episodes_to_solve": 500.0},
-            {"size": 44, "solved": "2/3", "episodes_to_solve": 1532.0},
-            {"size": 50, "solved": "0/3", "episodes_to_solve": ""},
+            {"size": 10, "solved": "3/3", "solved_runs": 3, "runs": 3, "episodes_to_solve": 500.0},
+            {"size": 44, "solved": "2/3", "solved_runs": 2, "runs": 3, "episodes_to_solve": 1532.0},
+            {"size": 50, "solved": "0/3", "solved_runs": 0, "runs": 3, "episodes_to_solve": ""},
         ],
     )
     assert ax.labels == [("2/3", (44, 1532.0))]
@@ -407,3 +410,30 @@ def test_env_kwargs_are_the_registrations_then_the_configs_with_a_module_prefix(
     config = load_rl_config(write(tmp_path))
     spec = dataclasses.replace(config.envs[0], id="ivi_rl.envs:ivi_rl/DeepSeaStochastic-v0")
     assert env_kwargs(spec) == {"deterministic": False, "mapping_seed": 0, "size": 4}
+
+
+def test_a_deep_sea_row_counts_treasures_apart_from_not_bad_episodes():
+    """Stochastic Deep Sea: a failed move right ends an episode neither bad nor treasured, so
+    the row's ``treasures`` (episodes whose denoised return rose) and ``good_episodes``
+    (bsuite's not-bad ones) differ; both are means over seeds."""
+    runs = []
+    for seed, (bad, found) in enumerate(
+        [([1, 0, 0, 1, 0], [0, 1, 0, 0, 0]), ([0, 0, 1, 1, 1], [0, 1, 1, 0, 0])]
+    ):
+        runs.append(
+            {
+                "size": np.array(10),
+                "seed": np.array(seed),
+                "solved": np.array(-1 if seed == 0 else 4),
+                "bad": np.array(bad, dtype=bool),
+                "denoised": np.cumsum(np.array(found, dtype=float)),
+                "returns": np.zeros(5),
+                "steps": np.array(50),
+                "wall_s": np.array(1.0),
+            }
+        )
+    row = rl_report._row("stochastic_10", "ivi_dqn", runs, [])
+    assert (row["good_episodes"], row["treasures"]) == (2.5, 1.5)
+    assert (row["solved"], row["solved_runs"], row["runs"]) == ("1/2", 1, 2)
+    del runs[1]["denoised"]  # a result written before bsuite's counters: no mean of one seed
+    assert rl_report._row("stochastic_10", "ivi_dqn", runs, [])["treasures"] == ""
