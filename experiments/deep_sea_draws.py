@@ -1,16 +1,25 @@
-"""What IVIDQN's posterior draws do on Deep Sea after some training.
+"""What IVIDQN's posterior draws do on Deep Sea as it trains: a row per checkpoint.
 
-    python -m experiments.deep_sea_draws [--config experiments/deep_sea.toml] [--size 18]
-        [--seed 0] [--episodes 200] [--draws 256]
+    python -m experiments.deep_sea_draws [--config experiments/deep_sea.toml] [--env deep_sea]
+        [--size 18] [--seed 0] [--checkpoints 100,200,400] [--draws 256] [--set KEY=VALUE]
 
-Trains the config's ``ivi_dqn`` agent on Deep Sea N = ``size`` for ``episodes`` episodes, then
-evaluates ``draws`` fresh posterior draws on every cell and prints, for each diagonal cell
-(the optimal path), the fraction of draws that choose 'right'; the fraction choosing action 0
-over all cells, where 'right' is action 0 or 1 at random (bsuite's mapping), so anything far
-from 0.5 is a preference for an action *index* shared by all cells; and the mean over cells of
-the posterior mean of Q(a0) - Q(a1) against its spread (std over draws). Deep exploration needs
-P(right) away from 0 along the diagonal, i.e. per-draw randomness larger than what the shared
-layers learned.
+Trains the config's ``ivi_dqn`` agent on its Deep Sea env ``--env`` (a label of the config,
+e.g. 'deep_sea' or 'stochastic', at size ``--size``) exactly as ``ivi-rl rl`` runs seed
+``--seed``, and after each checkpoint (episodes trained so far) evaluates ``--draws`` fresh
+posterior draws on every cell. The draws come from a generator of their own, so the probes
+leave the run as it would be without them. A row holds:
+
+- ``treasures``: episodes so far that reached the treasure; ``in replay``: the replay's
+  transitions that move right from the last diagonal cell (on the deterministic chain each is
+  a treasure reached);
+- ``P(all right)``: the fraction of draws that choose right in every diagonal cell (the draws
+  that would walk to the treasure); the diagonal cell (row) where the fewest draws choose
+  right, and that fraction;
+- the posterior mean of Q(start, right) and Q(start, left), in the agent's value units;
+- ``spread``: the std over draws of Q(right) - Q(left), averaged over the diagonal;
+- ``P(a0)``: the fraction of choices of action 0 over all cells and draws, where 'right' is
+  action 0 or 1 at random (bsuite's mapping), so anything far from 0.5 is a preference for an
+  action *index* shared by all cells.
 """
 
 from __future__ import annotations
@@ -20,80 +29,192 @@ import dataclasses
 
 import numpy as np
 import torch
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
+from ivi_rl import envs
 from ivi_rl.agents import IVIDQN
 from ivi_rl.pipeline.configs import ConfigError
-from ivi_rl.pipeline.rl_config import ALGORITHMS, build_agent, load_rl_config, make_env
+from ivi_rl.pipeline.rl_config import (
+    ALGORITHMS,
+    agent_on,
+    build_agent,
+    load_rl_config,
+    make_env,
+)
 from ivi_rl.pipeline.rl_runner import EpisodeLogger
+
+PROBE_SEED = 12345
+"""The probes' own generator seed (added to the run's seed)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class DrawReport:
-    good_episodes: int
     episodes: int
+    treasures: int
+    replay_treasures: int
+    p_all_right: float
     p_right_diagonal: np.ndarray  # [size]
+    q_start_right: float
+    q_start_left: float
+    draw_spread: float
     p_action0: float
-    mean_q_gap: float  # mean over cells of the posterior mean's Q(a0) - Q(a1)
-    draw_spread: float  # mean over cells of the std over draws of Q(a0) - Q(a1)
+
+    @property
+    def weakest_row(self) -> int:
+        return int(np.argmin(self.p_right_diagonal))
 
 
-def draw_report(config: str, size: int, seed: int, episodes: int, draws: int) -> DrawReport:
-    loaded = load_rl_config(config)
+def _setup(config: str, env_label: str, size: int, sets: list[str]):
+    loaded = load_rl_config(config, sets=sets)
+    spec = next((e for e in loaded.envs if e.label.rpartition("_")[0] == env_label), None)
+    spec = spec or next((e for e in loaded.envs if e.label == env_label), None)
     agent = next((a for a in loaded.agents if issubclass(ALGORITHMS[a.name], IVIDQN)), None)
-    spec = next((e for e in loaded.envs if e.kwargs.get("size") == size), None)
-    if agent is None or spec is None:
+    if agent is None or spec is None or "size" not in spec.kwargs:
         raise ConfigError(
-            f"{config} needs an IVIDQN agent (ivi_dqn or a variant) and a Deep Sea of size {size}"
+            f"{config} needs an IVIDQN agent (ivi_dqn or a variant) and a Deep Sea env "
+            f"labelled {env_label!r}"
         )
-    env = make_env(spec)
-    model = build_agent(agent, env, seed=seed)
-    logger = EpisodeLogger(None, False, lambda n: None)
-    model.learn(size * episodes, callback=logger)
-    cells = torch.eye(size * size)
+    spec = dataclasses.replace(spec, kwargs={**spec.kwargs, "size": size})
+    return spec, agent_on(agent, spec)
+
+
+def probe(model, env, logger: EpisodeLogger, draws: int, generator) -> DrawReport:
+    """The checkpoint's row (module docstring) for the model as it is now."""
+    base = env.unwrapped
+    n, rows = base.size, np.arange(base.size)
+    right = torch.as_tensor(base.optimal_actions()[rows, rows], dtype=torch.long)  # [n]
     q_net = model.policy.q_net
     with torch.no_grad():
-        q = q_net.sampled_q(cells, (draws,))  # [draws, cells, 2]
-        gap = q[..., 0] - q[..., 1]
-        mean_q = q_net.mean_q(cells)
-        mean_gap = mean_q[:, 0] - mean_q[:, 1]
-    p_action0 = (gap > 0).double().mean(0).reshape(size, size).numpy()
-    right_is_0 = env.unwrapped.optimal_actions() == 0
-    p_right = np.where(right_is_0, p_action0, 1 - p_action0)
+        q = q_net.sampled_q(torch.eye(n * n), (draws,), generator=generator)  # [draws, n*n, 2]
+        mean = q_net.mean_q(torch.eye(n * n)).reshape(n, n, 2)
+    diagonal = q.reshape(draws, n, n, 2)[:, rows, rows, :]  # [draws, n, 2]
+    q_right = diagonal.gather(2, right.expand(draws, n)[..., None])[..., 0]
+    q_left = diagonal.gather(2, (1 - right).expand(draws, n)[..., None])[..., 0]
+    goes_right = (q_right > q_left).numpy()
+    start_right = int(right[0])
     return DrawReport(
-        good_episodes=int(np.sum(~np.array(logger.bad, dtype=bool))),
         episodes=len(logger.bad),
-        p_right_diagonal=np.diag(p_right).copy(),
-        p_action0=float(p_action0.mean()),
-        mean_q_gap=float(mean_gap.mean()),
-        draw_spread=float(gap.std(0).mean()),
+        treasures=int(np.sum(np.diff(np.asarray(logger.denoised), prepend=0.0) > 0)),
+        replay_treasures=_replay_treasures(model.replay_buffer, n, int(right[-1])),
+        p_all_right=float(goes_right.all(1).mean()),
+        p_right_diagonal=goes_right.mean(0),
+        q_start_right=float(mean[0, 0, start_right]),
+        q_start_left=float(mean[0, 0, 1 - start_right]),
+        draw_spread=float((q_right - q_left).std(0).mean()),
+        p_action0=float((q[..., 0] > q[..., 1]).double().mean()),
     )
+
+
+def _replay_treasures(buffer, size: int, right: int) -> int:
+    """Stored transitions that take 'right' in the last diagonal cell."""
+    stored = buffer.buffer_size if buffer.full else buffer.pos
+    last_cell = buffer.observations[:stored, 0, size * size - 1] > 0
+    return int(np.sum(last_cell & (buffer.actions[:stored, 0, 0] == right)))
+
+
+class _Probes(BaseCallback):
+    """Probe at each checkpoint's episode end; stop training after the last."""
+
+    def __init__(self, env, logger: EpisodeLogger, checkpoints, draws: int, seed: int) -> None:
+        super().__init__()
+        self.env, self.episode_logger, self.draws = env, logger, draws
+        self.pending = sorted(set(checkpoints))
+        self.generator = torch.Generator().manual_seed(seed + PROBE_SEED)
+        self.reports: list[DrawReport] = []
+
+    def _on_step(self) -> bool:
+        if self.pending and len(self.episode_logger.bad) == self.pending[0]:
+            self.pending.pop(0)
+            self.reports.append(
+                probe(self.model, self.env, self.episode_logger, self.draws, self.generator)
+            )
+        return bool(self.pending)
+
+
+def draw_reports(
+    config: str,
+    size: int,
+    seed: int,
+    checkpoints: list[int],
+    draws: int,
+    env_label: str = "deep_sea",
+    sets: list[str] | None = None,
+) -> tuple[list[DrawReport], list[bool]]:
+    """The rows at ``checkpoints`` and the run's bad-episode flags up to the last one."""
+    spec, agent = _setup(config, env_label, size, sets or [])
+    env = make_env(spec)
+    model = build_agent(agent, env, seed=seed)
+    rule = envs.solve_rule(env.unwrapped.deterministic)
+    logger = EpisodeLogger(None, False, lambda n: None, rule)
+    probes = _Probes(env, logger, checkpoints, draws, seed)
+    budget = size * max(checkpoints) + 1
+    model.learn(budget, callback=CallbackList([logger, probes]), log_interval=10_000_000)
+    return probes.reports, list(logger.bad)
+
+
+def _checkpoints(text: str) -> list[int]:
+    values = [int(c) for c in text.split(",") if c.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(
+            f"--checkpoints {text!r}: accepted: comma-separated episode counts >= 1"
+        )
+    return values
+
+
+COLUMNS = (
+    "episodes",
+    "treasures",
+    "in replay",
+    "P(all right)",
+    "fewest right: row, P",
+    "Q(start, right)",
+    "Q(start, left)",
+    "spread",
+    "P(a0)",
+)
+
+
+def _line(r: DrawReport) -> str:
+    cells = (
+        f"{r.episodes:,}",
+        str(r.treasures),
+        str(r.replay_treasures),
+        f"{r.p_all_right:.3f}",
+        f"{r.weakest_row}, {r.p_right_diagonal[r.weakest_row]:.2f}",
+        f"{r.q_start_right:+.3f}",
+        f"{r.q_start_left:+.3f}",
+        f"{r.draw_spread:.3f}",
+        f"{r.p_action0:.2f}",
+    )
+    return "| " + " | ".join(cells) + " |"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="experiments/deep_sea.toml")
+    parser.add_argument("--env", default="deep_sea", help="the config's Deep Sea env label")
     parser.add_argument("--size", type=int, default=18)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--checkpoints", type=_checkpoints, default=[100, 200, 400])
     parser.add_argument("--draws", type=int, default=256)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, as ivi-rl rl's --set")  # fmt: skip
     args = parser.parse_args(argv)
-    for flag in ("episodes", "draws"):
-        if getattr(args, flag) < 1:
-            parser.error(f"--{flag} {getattr(args, flag)} must be >= 1")
-    if args.seed < 0:
-        parser.error(f"--seed {args.seed} must be >= 0")
+    for flag, least in (("draws", 1), ("size", 2), ("seed", 0)):
+        if getattr(args, flag) < least:
+            parser.error(f"--{flag} {getattr(args, flag)} must be >= {least}")
     torch.set_num_threads(1)
     try:
-        r = draw_report(args.config, args.size, args.seed, args.episodes, args.draws)
+        reports, _ = draw_reports(
+            args.config, args.size, args.seed, args.checkpoints, args.draws, args.env, args.set
+        )
     except ConfigError as err:
         parser.error(str(err))
-    print(f"Deep Sea N = {args.size}, seed {args.seed}: {r.good_episodes} good of {r.episodes}")
-    print("P(right) along the diagonal:", " ".join(f"{p:.2f}" for p in r.p_right_diagonal))
-    print(f"P(action 0) over all cells: {r.p_action0:.3f}")
-    print(
-        f"posterior mean Q(a0) - Q(a1): {r.mean_q_gap:+.4f}; its spread over draws: "
-        f"{r.draw_spread:.4f}"
-    )
+    print(f"Deep Sea {args.env}, N = {args.size}, seed {args.seed}, {args.draws} draws")
+    print("| " + " | ".join(COLUMNS) + " |")
+    print("|" + "---|" * len(COLUMNS))
+    for r in reports:
+        print(_line(r))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The Deep Sea posterior-draw diagnostic: shapes, ranges, reproducibility, bad input."""
+"""The Deep Sea posterior-draw probe: it leaves the run as it is, its counts agree with the
+run's, its fractions count draws, and bad input gets one line."""
 
 from __future__ import annotations
 
@@ -7,47 +8,44 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.deep_sea_draws import draw_report, main
+from experiments.deep_sea_draws import draw_reports, main
 
-CONFIG = str(
-    Path(__file__).resolve().parents[2]
-    / "experiments"
-    / "archive"
-    / "ablations"
-    / "deep_sea_input.toml"
-)
+CONFIG = str(Path(__file__).resolve().parents[2] / "experiments" / "deep_sea.toml")
+SMALL = ["agents=[{name = 'ivi_dqn', learning_starts = 16, batch_size = 16}]"]
 
 
-def test_report_is_reproducible_and_its_fractions_count_draws():
-    # N = 8 for 30 episodes: 240 steps, past learning_starts = 128
-    first, again = (draw_report(CONFIG, 8, seed=3, episodes=30, draws=16) for _ in range(2))
-    np.testing.assert_array_equal(first.p_right_diagonal, again.p_right_diagonal)
-    assert (first.p_action0, first.mean_q_gap, first.good_episodes) == (
-        again.p_action0,
-        again.mean_q_gap,
-        again.good_episodes,
-    )
-    assert first.episodes == 30 and 0 <= first.good_episodes <= 30
-    assert first.p_right_diagonal.shape == (8,)
-    assert all(0 <= p <= 1 for p in [*first.p_right_diagonal, first.p_action0])
-    # every diagonal fraction is a count of the 16 draws
-    counts = first.p_right_diagonal * 16
-    np.testing.assert_allclose(counts, np.round(counts))
-    assert first.draw_spread > 0  # a diagonal posterior: draws differ
+def test_probing_leaves_the_run_as_it_is_and_counts_what_it_saw():
+    reports, bad = draw_reports(CONFIG, 5, seed=1, checkpoints=[10, 25, 40], draws=16, sets=SMALL)
+    _, unprobed = draw_reports(CONFIG, 5, seed=1, checkpoints=[40], draws=16, sets=SMALL)
+    assert bad == unprobed and len(bad) == 40
+    assert [r.episodes for r in reports] == [10, 25, 40]
+    for r in reports:
+        # deterministic chain, replay not yet full: one stored 'right' at the last cell per
+        # treasure, and a treasure exactly when an episode is not bad
+        assert r.replay_treasures == r.treasures == r.episodes - sum(bad[: r.episodes])
+        assert r.p_right_diagonal.shape == (5,)
+        counts = np.array([*r.p_right_diagonal, r.p_all_right]) * 16
+        np.testing.assert_allclose(counts, np.round(counts))
+        assert r.p_all_right <= r.p_right_diagonal.min()
+        assert 0 <= r.p_action0 <= 1 and r.draw_spread > 0
+        assert r.p_right_diagonal[r.weakest_row] == r.p_right_diagonal.min()
 
 
-def test_cli_prints_the_report_and_names_bad_input(capsys):
-    main(["--config", CONFIG, "--size", "8", "--episodes", "5", "--draws", "4"])
-    out = capsys.readouterr().out
-    assert "P(right) along the diagonal:" in out and "good of 5" in out
+def test_cli_prints_a_row_per_checkpoint_and_names_bad_input(capsys):
+    args = ["--config", CONFIG, "--size", "4", "--checkpoints", "5,10", "--draws", "4"]
+    main([*args, "--env", "stochastic", "--set", SMALL[0]])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Deep Sea stochastic, N = 4, seed 0, 4 draws"
+    assert out[1].startswith("| episodes | treasures | in replay | P(all right) |")
+    assert [line.split(" | ")[0] for line in out[3:]] == ["| 5", "| 10"]
     with pytest.raises(SystemExit):
-        main(["--config", CONFIG, "--size", "9"])
-    assert (
-        "needs an IVIDQN agent (ivi_dqn or a variant) and a Deep Sea of size 9"
-        in capsys.readouterr().err
+        main([*args, "--env", "cartpole"])
+    assert "a Deep Sea env labelled 'cartpole'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--config", CONFIG, "--checkpoints", "0,5"])
+    assert "--checkpoints '0,5': accepted: comma-separated episode counts >= 1" in (
+        capsys.readouterr().err
     )
     with pytest.raises(SystemExit):
         main(["--draws", "0"])
-    with pytest.raises(SystemExit):
-        main(["--seed", "-1"])
-    assert "--seed -1 must be >= 0" in capsys.readouterr().err
+    assert "--draws 0 must be >= 1" in capsys.readouterr().err
