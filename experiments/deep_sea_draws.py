@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -115,9 +116,9 @@ def _replay_treasures(buffer, size: int, right: int) -> int:
 class _Probes(BaseCallback):
     """Probe at each checkpoint's episode end; stop training after the last."""
 
-    def __init__(self, env, logger: EpisodeLogger, checkpoints, draws: int, seed: int) -> None:
+    def __init__(self, env, logger: EpisodeLogger, checkpoints, draws: int, seed: int, on_row):
         super().__init__()
-        self.env, self.episode_logger, self.draws = env, logger, draws
+        self.env, self.episode_logger, self.draws, self.on_row = env, logger, draws, on_row
         self.pending = sorted(set(checkpoints))
         self.generator = torch.Generator().manual_seed(seed + PROBE_SEED)
         self.reports: list[DrawReport] = []
@@ -125,9 +126,9 @@ class _Probes(BaseCallback):
     def _on_step(self) -> bool:
         if self.pending and len(self.episode_logger.bad) == self.pending[0]:
             self.pending.pop(0)
-            self.reports.append(
-                probe(self.model, self.env, self.episode_logger, self.draws, self.generator)
-            )
+            report = probe(self.model, self.env, self.episode_logger, self.draws, self.generator)
+            self.reports.append(report)
+            self.on_row(report)
         return bool(self.pending)
 
 
@@ -139,14 +140,16 @@ def draw_reports(
     draws: int,
     env_label: str = "deep_sea",
     sets: list[str] | None = None,
+    on_row: Callable[[DrawReport], None] = lambda row: None,
 ) -> tuple[list[DrawReport], list[bool]]:
-    """The rows at ``checkpoints`` and the run's bad-episode flags up to the last one."""
+    """The rows at ``checkpoints`` (each also passed to ``on_row`` as it is made) and the run's
+    bad-episode flags up to the last one."""
     spec, agent = _setup(config, env_label, size, sets or [])
     env = make_env(spec)
     model = build_agent(agent, env, seed=seed)
     rule = envs.solve_rule(env.unwrapped.deterministic)
     logger = EpisodeLogger(None, False, lambda n: None, rule)
-    probes = _Probes(env, logger, checkpoints, draws, seed)
+    probes = _Probes(env, logger, checkpoints, draws, seed, on_row)
     budget = size * max(checkpoints) + 1
     model.learn(budget, callback=CallbackList([logger, probes]), log_interval=10_000_000)
     return probes.reports, list(logger.bad)
@@ -204,17 +207,26 @@ def main(argv: list[str] | None = None) -> None:
         if getattr(args, flag) < least:
             parser.error(f"--{flag} {getattr(args, flag)} must be >= {least}")
     torch.set_num_threads(1)
+    header = [
+        f"Deep Sea {args.env}, N = {args.size}, seed {args.seed}, {args.draws} draws",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
     try:
-        reports, _ = draw_reports(
-            args.config, args.size, args.seed, args.checkpoints, args.draws, args.env, args.set
+        _setup(args.config, args.env, args.size, args.set)  # bad input: one line, no header
+        print("\n".join(header), flush=True)
+        draw_reports(
+            args.config,
+            args.size,
+            args.seed,
+            args.checkpoints,
+            args.draws,
+            args.env,
+            args.set,
+            on_row=lambda row: print(_line(row), flush=True),
         )
     except ConfigError as err:
         parser.error(str(err))
-    print(f"Deep Sea {args.env}, N = {args.size}, seed {args.seed}, {args.draws} draws")
-    print("| " + " | ".join(COLUMNS) + " |")
-    print("|" + "---|" * len(COLUMNS))
-    for r in reports:
-        print(_line(r))
 
 
 if __name__ == "__main__":
