@@ -79,8 +79,9 @@ def _setup(config: str, env_label: str, size: int, sets: list[str]):
     return spec, agent_on(agent, spec)
 
 
-def probe(model, env, logger: EpisodeLogger, draws: int, generator) -> DrawReport:
-    """The checkpoint's row (module docstring) for the model as it is now."""
+def probe(model, env, logger: EpisodeLogger, draws: int, generator, pending_action) -> DrawReport:
+    """The checkpoint's row (module docstring) for the model as it is now, at the step that
+    took ``pending_action`` (not yet in the replay)."""
     base = env.unwrapped
     n, rows = base.size, np.arange(base.size)
     right = torch.as_tensor(base.optimal_actions()[rows, rows], dtype=torch.long)  # [n]
@@ -96,7 +97,7 @@ def probe(model, env, logger: EpisodeLogger, draws: int, generator) -> DrawRepor
     return DrawReport(
         episodes=len(logger.bad),
         treasures=int(np.sum(np.diff(np.asarray(logger.denoised), prepend=0.0) > 0)),
-        replay_treasures=_replay_treasures(model.replay_buffer, n, int(right[-1])),
+        replay_treasures=_replay_treasures(model, n, int(right[-1]), pending_action),
         p_all_right=float(goes_right.all(1).mean()),
         p_right_diagonal=goes_right.mean(0),
         q_start_right=float(mean[0, 0, start_right]),
@@ -106,11 +107,15 @@ def probe(model, env, logger: EpisodeLogger, draws: int, generator) -> DrawRepor
     )
 
 
-def _replay_treasures(buffer, size: int, right: int) -> int:
-    """Stored transitions that take 'right' in the last diagonal cell."""
+def _replay_treasures(model, size: int, right: int, pending_action) -> int:
+    """Replay transitions that take 'right' in the last diagonal cell, counting the step just
+    taken (a callback runs before SB3 stores it): ``pending_action`` from ``_last_obs``."""
+    buffer = model.replay_buffer
     stored = buffer.buffer_size if buffer.full else buffer.pos
     last_cell = buffer.observations[:stored, 0, size * size - 1] > 0
-    return int(np.sum(last_cell & (buffer.actions[:stored, 0, 0] == right)))
+    found = int(np.sum(last_cell & (buffer.actions[:stored, 0, 0] == right)))
+    pending = model._last_obs[0, size * size - 1] > 0 and int(pending_action[0]) == right
+    return found + int(pending)
 
 
 class _Probes(BaseCallback):
@@ -126,7 +131,10 @@ class _Probes(BaseCallback):
     def _on_step(self) -> bool:
         if self.pending and len(self.episode_logger.bad) == self.pending[0]:
             self.pending.pop(0)
-            report = probe(self.model, self.env, self.episode_logger, self.draws, self.generator)
+            action = self.locals["buffer_actions"]
+            report = probe(
+                self.model, self.env, self.episode_logger, self.draws, self.generator, action
+            )
             self.reports.append(report)
             self.on_row(report)
         return bool(self.pending)
