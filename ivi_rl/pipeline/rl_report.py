@@ -48,6 +48,7 @@ class EnvFacts:
 
 
 def _env_facts(config: RLConfig) -> dict[str, EnvFacts]:
+    """Each env label's facts, building each env once."""
     facts = {}
     for e in config.envs:
         with contextlib.closing(make_env(e)) as env:
@@ -119,7 +120,7 @@ def _mean_eval(found: list[dict], best: bool = False) -> float | str:
     return float(np.mean([m.max() if best else m[-1] for m in means]))
 
 
-def _scores(config: RLConfig, runs, facts) -> dict[tuple[str, str], float]:
+def _scores(config: RLConfig, runs, facts: dict[str, EnvFacts]) -> dict[tuple[str, str], float]:
     """bsuite's score per (agent, experiment: 'deep_sea' or 'deep_sea_stochastic'), averaged
     over seeds over the sizes in the config; a diverged run counts as not solved."""
     found: dict[tuple[str, str, int], dict[int, int | None]] = {}
@@ -138,7 +139,7 @@ def _scores(config: RLConfig, runs, facts) -> dict[tuple[str, str], float]:
     return {key: float(np.mean(values)) for key, values in per_seed.items()}
 
 
-def _write_bsuite_logs(config: RLConfig, runs, facts) -> None:
+def _write_bsuite_logs(config: RLConfig, runs, facts: dict[str, EnvFacts]) -> None:
     """Every finished Deep Sea run of bsuite's sweep as bsuite's CSV log
     (:mod:`ivi_rl.pipeline.bsuite_logs`), at ``bsuite/<agent>/seed_<s>/``."""
     for e in config.envs:
@@ -186,7 +187,7 @@ RETURN_WINDOW = 10
 """Episodes in the moving mean of the return that the comparison charts show."""
 
 
-def _write_mean_runs(config: RLConfig, runs, rows: list[dict], facts) -> None:
+def _write_mean_runs(config: RLConfig, runs, rows: list[dict], facts: dict[str, EnvFacts]) -> None:
     """TensorBoard's comparison view (:mod:`ivi_rl.pipeline.tb_compare`), by episode: the
     return (moving mean over 10 episodes) and, where the optimal return is known (Deep Sea),
     the cumulative regret, mean ± s.e. over seeds. A run stopped at its solve episode ends
@@ -322,7 +323,7 @@ def _diverged_lines(config: RLConfig, runs) -> list[str]:
     )
 
 
-def _plot_solve(config: RLConfig, rows: list[dict], facts) -> None:
+def _plot_solve(config: RLConfig, rows: list[dict], facts: dict[str, EnvFacts]) -> None:
     """solve.png: the median episode to solve over the seeds that solved, against N, per
     agent (a panel per bsuite experiment), with 2^N, the episodes dithering needs; a size
     that not every seed solved is labelled with the fraction that did, and one that no seed
