@@ -84,15 +84,16 @@ def probe(model, env, logger: EpisodeLogger, draws: int, generator, pending_acti
     took ``pending_action`` (not yet in the replay)."""
     base = env.unwrapped
     n, rows = base.size, np.arange(base.size)
-    right = torch.as_tensor(base.optimal_actions()[rows, rows], dtype=torch.long)  # [n]
-    q_net = model.policy.q_net
+    device = model.device
+    right = torch.as_tensor(base.optimal_actions()[rows, rows], dtype=torch.long, device=device)
+    q_net, cells = model.policy.q_net, torch.eye(n * n, device=device)
     with torch.no_grad():
-        q = q_net.sampled_q(torch.eye(n * n), (draws,), generator=generator)  # [draws, n*n, 2]
-        mean = q_net.mean_q(torch.eye(n * n)).reshape(n, n, 2)
+        q = q_net.sampled_q(cells, (draws,), generator=generator)  # [draws, n*n, 2]
+        mean = q_net.mean_q(cells).reshape(n, n, 2)
     diagonal = q.reshape(draws, n, n, 2)[:, rows, rows, :]  # [draws, n, 2]
     q_right = diagonal.gather(2, right.expand(draws, n)[..., None])[..., 0]
     q_left = diagonal.gather(2, (1 - right).expand(draws, n)[..., None])[..., 0]
-    goes_right = (q_right > q_left).numpy()
+    goes_right = (q_right > q_left).cpu().numpy()
     start_right = int(right[0])
     return DrawReport(
         episodes=len(logger.bad),
@@ -103,7 +104,7 @@ def probe(model, env, logger: EpisodeLogger, draws: int, generator, pending_acti
         q_start_right=float(mean[0, 0, start_right]),
         q_start_left=float(mean[0, 0, 1 - start_right]),
         draw_spread=float((q_right - q_left).std(0).mean()),
-        p_action0=float((q[..., 0] > q[..., 1]).double().mean()),
+        p_action0=float((q[..., 0] > q[..., 1]).double().mean().item()),
     )
 
 
@@ -125,8 +126,14 @@ class _Probes(BaseCallback):
         super().__init__()
         self.env, self.episode_logger, self.draws, self.on_row = env, logger, draws, on_row
         self.pending = sorted(set(checkpoints))
-        self.generator = torch.Generator().manual_seed(seed + PROBE_SEED)
+        self.seed = seed
+        self.generator: torch.Generator | None = None  # on the model's device, at the start
         self.reports: list[DrawReport] = []
+
+    def _on_training_start(self) -> None:
+        self.generator = torch.Generator(device=self.model.device).manual_seed(
+            self.seed + PROBE_SEED
+        )
 
     def _on_step(self) -> bool:
         if self.pending and len(self.episode_logger.bad) == self.pending[0]:
@@ -164,11 +171,15 @@ def draw_reports(
 
 
 def _checkpoints(text: str) -> list[int]:
-    values = [int(c) for c in text.split(",") if c.strip()]
+    error = argparse.ArgumentTypeError(
+        f"--checkpoints {text!r}: accepted: comma-separated episode counts >= 1"
+    )
+    try:
+        values = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise error from None
     if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(
-            f"--checkpoints {text!r}: accepted: comma-separated episode counts >= 1"
-        )
+        raise error
     return values
 
 

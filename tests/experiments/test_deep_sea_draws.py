@@ -51,5 +51,8 @@ def test_cli_prints_a_row_per_checkpoint_and_names_bad_input(capsys):
         capsys.readouterr().err
     )
     with pytest.raises(SystemExit):
+        main(["--config", CONFIG, "--checkpoints", "10,x"])
+    assert "--checkpoints '10,x': accepted" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
         main(["--draws", "0"])
     assert "--draws 0 must be >= 1" in capsys.readouterr().err
