@@ -29,6 +29,7 @@ __all__ = [
     "bsuite_id",
     "csv_name",
     "episode_rows",
+    "experiment_name",
     "log_schedule",
 ]
 
@@ -49,11 +50,16 @@ COLUMNS = (
 _RATIOS = (1.0, 1.2, 1.4, 1.7, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0)
 
 
+def experiment_name(deterministic: bool) -> str:
+    """bsuite's Deep Sea experiment: 'deep_sea', or 'deep_sea_stochastic'."""
+    return "deep_sea" if deterministic else "deep_sea_stochastic"
+
+
 def bsuite_id(size: int, deterministic: bool, mapping_seed: int | None) -> str | None:
     """bsuite's id of a Deep Sea run (``deep_sea/3`` is N = 16, mapping seed 42), or None if
     bsuite's sweep has no such experiment: another size, or another mapping seed than the
     experiment's (``None``: actions not randomized)."""
-    name = "deep_sea" if deterministic else "deep_sea_stochastic"
+    name = experiment_name(deterministic)
     if size not in SWEEP_SIZES or mapping_seed != MAPPING_SEEDS[name]:
         return None
     return f"{name}/{SWEEP_SIZES.index(size)}"

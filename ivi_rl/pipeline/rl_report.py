@@ -42,9 +42,7 @@ class EnvFacts:
     @property
     def experiment(self) -> str | None:
         """bsuite's experiment name for a Deep Sea env ('deep_sea' or 'deep_sea_stochastic')."""
-        if self.deep_sea is None:
-            return None
-        return "deep_sea" if self.deep_sea[1] else "deep_sea_stochastic"
+        return None if self.deep_sea is None else bsuite_logs.experiment_name(self.deep_sea[1])
 
 
 def _env_facts(config: RLConfig) -> dict[str, EnvFacts]:
