@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
+from experiments.deep_sea_runs import treasure_facts
 from ivi_rl import envs
 from ivi_rl.agents import IVIDQN
 from ivi_rl.pipeline.configs import ConfigError
@@ -89,7 +90,7 @@ def probe(model, env, logger: EpisodeLogger, draws: int, generator, pending_acti
     q_net, cells = model.policy.q_net, torch.eye(n * n, device=device)
     with torch.no_grad():
         q = q_net.sampled_q(cells, (draws,), generator=generator)  # [draws, n*n, 2]
-        mean = q_net.mean_q(cells).reshape(n, n, 2)
+        start = q_net.mean_q(cells[:1])[0]  # [2], the posterior mean at the first cell
     diagonal = q.reshape(draws, n, n, 2)[:, rows, rows, :]  # [draws, n, 2]
     q_right = diagonal.gather(2, right.expand(draws, n)[..., None])[..., 0]
     q_left = diagonal.gather(2, (1 - right).expand(draws, n)[..., None])[..., 0]
@@ -97,12 +98,12 @@ def probe(model, env, logger: EpisodeLogger, draws: int, generator, pending_acti
     start_right = int(right[0])
     return DrawReport(
         episodes=len(logger.bad),
-        treasures=int(np.sum(np.diff(np.asarray(logger.denoised), prepend=0.0) > 0)),
+        treasures=treasure_facts(logger.denoised)["treasures"],
         replay_treasures=_replay_treasures(model, n, int(right[-1]), pending_action),
         p_all_right=float(goes_right.all(1).mean()),
         p_right_diagonal=goes_right.mean(0),
-        q_start_right=float(mean[0, 0, start_right]),
-        q_start_left=float(mean[0, 0, 1 - start_right]),
+        q_start_right=float(start[start_right]),
+        q_start_left=float(start[1 - start_right]),
         draw_spread=float((q_right - q_left).std(0).mean()),
         p_action0=float((q[..., 0] > q[..., 1]).double().mean().item()),
     )
@@ -160,6 +161,12 @@ def draw_reports(
     """The rows at ``checkpoints`` (each also passed to ``on_row`` as it is made) and the run's
     bad-episode flags up to the last one."""
     spec, agent = _setup(config, env_label, size, sets or [])
+    return _run(spec, agent, seed, checkpoints, draws, on_row)
+
+
+def _run(spec, agent, seed: int, checkpoints: list[int], draws: int, on_row):
+    """:func:`draw_reports` for a resolved env spec and agent."""
+    size = spec.kwargs["size"]
     env = make_env(spec)
     model = build_agent(agent, env, seed=seed)
     rule = envs.solve_rule(env.unwrapped.deterministic)
@@ -211,6 +218,10 @@ def _line(r: DrawReport) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _print_row(r: DrawReport) -> None:
+    print(_line(r), flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="experiments/deep_sea.toml")
@@ -232,20 +243,11 @@ def main(argv: list[str] | None = None) -> None:
         "|" + "---|" * len(COLUMNS),
     ]
     try:
-        _setup(args.config, args.env, args.size, args.set)  # bad input: one line, no header
-        print("\n".join(header), flush=True)
-        draw_reports(
-            args.config,
-            args.size,
-            args.seed,
-            args.checkpoints,
-            args.draws,
-            args.env,
-            args.set,
-            on_row=lambda row: print(_line(row), flush=True),
-        )
+        spec, agent = _setup(args.config, args.env, args.size, args.set)
     except ConfigError as err:
-        parser.error(str(err))
+        parser.error(str(err))  # bad input: one line, before the header
+    print("\n".join(header), flush=True)
+    _run(spec, agent, args.seed, args.checkpoints, args.draws, on_row=_print_row)
 
 
 if __name__ == "__main__":
