@@ -12,8 +12,10 @@ import dataclasses
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from gymnasium import spaces
+from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
@@ -50,6 +52,34 @@ def _input_scale(input_scale: float | str, features_dim: int) -> float:
     return float(input_scale)
 
 
+NO_BOUND = float(np.finfo(np.float32).max) / 2
+"""A declared bound at least this large is read as none: environments write float32's largest
+value where they mean "unbounded"."""
+
+
+def bound_scale(
+    observation_space: spaces.Space, features_extractor: BaseFeaturesExtractor
+) -> torch.Tensor | None:
+    """Per-feature factors 1 / max(|low|, |high|) of a Box observation's declared bounds, so
+    that every bounded coordinate spans at most [-1, 1] whatever its units; a coordinate whose
+    bound is infinite, 0 or at least :data:`NO_BOUND` keeps factor 1. None (no scaling) where
+    the factors would all be 1, or where the features are not the flattened observation (an
+    image, which SB3 scales itself, a non-Box space, or another features extractor)."""
+    if (
+        not isinstance(observation_space, spaces.Box)
+        or is_image_space(observation_space)
+        or type(features_extractor) is not FlattenExtractor
+    ):
+        return None
+    low = np.abs(observation_space.low.astype(np.float64)).reshape(-1)
+    high = np.abs(observation_space.high.astype(np.float64)).reshape(-1)
+    bound = np.maximum(low, high)
+    bounded = np.isfinite(bound) & (bound > 0) & (bound < NO_BOUND)
+    if np.all(bound[bounded] == 1.0):
+        return None
+    return torch.as_tensor(np.where(bounded, 1.0 / np.where(bounded, bound, 1.0), 1.0)).float()
+
+
 def _parametrization(name: str | ivi_rl.Parametrization, bias_std: float) -> ivi_rl.Parametrization:
     if isinstance(name, ivi_rl.Parametrization):
         return name
@@ -68,11 +98,12 @@ class QNetworkSettings:
     parametrization: str | ivi_rl.Parametrization = "sp"
     bias_std: float = DEFAULT_BIAS_STD
     input_scale: float | str = "sqrt_dim"
+    input_bounds: bool = True
     bias: bool = True
     per_action: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("bias", "per_action"):
+        for name in ("bias", "per_action", "input_bounds"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(
                     f"{name}={getattr(self, name)!r} is not accepted; accepted: True, False"
@@ -125,6 +156,12 @@ class PosteriorQNetwork(QNetwork):
             )
         self.settings = settings = settings or QNetworkSettings()
         self.input_scale = _input_scale(settings.input_scale, features_dim)
+        # recomputed from the settings and the observation space, so not saved with the weights
+        self.register_buffer(
+            "input_factors",
+            self._input_factors(observation_space, features_extractor, features_dim),
+            persistent=False,
+        )
         n_actions = int(action_space.n)
         if settings.per_action:
             self.q_net = ivi_rl.SplitMLP(
@@ -134,6 +171,22 @@ class PosteriorQNetwork(QNetwork):
             self.q_net = self._make_net(features_dim, n_actions, activation_fn)
         self.held: ivi_rl.Noise | None = None
         self.generator: torch.Generator | None = None
+
+    def _input_factors(
+        self,
+        observation_space: spaces.Space,
+        features_extractor: BaseFeaturesExtractor,
+        features_dim: int,
+    ) -> torch.Tensor | None:
+        """Factors [features_dim] on the network's input, or None where they would all be 1."""
+        bounds = None
+        if self.settings.input_bounds:
+            bounds = bound_scale(observation_space, features_extractor)
+        if bounds is not None:
+            return bounds * self.input_scale
+        if self.input_scale == 1.0:
+            return None
+        return torch.full((features_dim,), self.input_scale)
 
     def _make_net(
         self, features_dim: int, n_out: int, activation_fn: type[nn.Module]
@@ -188,9 +241,10 @@ class PosteriorQNetwork(QNetwork):
         self.held = ivi_rl.Noise(tensors, self.held.sample_shape)
 
     def features(self, obs) -> torch.Tensor:
-        """The network's input: extracted features times ``input_scale``."""
+        """The network's input: extracted features divided by their declared bounds
+        (``input_bounds``, :func:`bound_scale`), times ``input_scale``."""
         features = self.extract_features(obs, self.features_extractor)
-        return features if self.input_scale == 1.0 else features * self.input_scale
+        return features if self.input_factors is None else features * self.input_factors
 
     def forward(
         self, obs, noise: ivi_rl.Noise | None = None, generator: torch.Generator | None = None
@@ -236,15 +290,21 @@ class IVIDQNPolicy(DQNPolicy):
     (``stochastic='last'``), and a Gaussian readout with a full covariance factor
     (``cov='full'``) whose prior has mean 0 and the standard parametrization's std
     (``parametrization='sp'``); the biases' prior is a point mass at 0 (``bias_std=0``). The
-    network's input is the observation times sqrt(its dimension) (``input_scale='sqrt_dim'``).
+    network's input is the observation, each Box coordinate divided by its declared bound
+    (``input_bounds=True``), times sqrt(its dimension) (``input_scale='sqrt_dim'``).
 
     ``policy_kwargs`` (one :class:`QNetworkSettings`): ``stochastic``, ``cov``, ``rank``,
     ``parametrization`` (``ivi_rl.make_mlp``); ``bias_std``; ``input_scale``, a number or
     ``'sqrt_dim'``: the input layer's prior (std 1/sqrt(fan_in)) assumes inputs of norm about
     sqrt(dim), which a one-hot or sparse observation of norm 1 does not have; for dense inputs
-    of order 1 per coordinate use ``input_scale=1``; ``bias``; ``per_action`` (False: one MLP
-    with an output per action, whose hidden units all actions share). ``optimizer_class`` is
-    SGD: IVI's implicit bias is SGD's (``ivi_rl.contrib`` has the Adam variant).
+    of order 1 per coordinate use ``input_scale=1``; ``input_bounds``: divide each coordinate
+    of a Box observation by max(|low|, |high|) of its declared bounds (:func:`bound_scale`),
+    so that the prior and SGD's steps see every bounded coordinate on the same scale whatever
+    its units (plain SGD has no per-weight step size to make up for a coordinate of scale
+    0.07, MountainCar's velocity); unbounded coordinates are left as they are; ``bias``;
+    ``per_action`` (False: one MLP with an output per action, whose hidden units all actions
+    share). ``optimizer_class`` is SGD: IVI's implicit bias is SGD's (``ivi_rl.contrib`` has
+    the Adam variant).
     """
 
     accepted_optimizers: tuple[type[torch.optim.Optimizer], ...] = (torch.optim.SGD,)

@@ -257,6 +257,71 @@ def test_input_scale_multiplies_the_networks_input(tmp_path):
         assert IVIDQN.load(tmp_path / "model").policy.q_net.input_scale == factor
 
 
+def _bounded_box(low, high) -> gym.spaces.Box:
+    return gym.spaces.Box(np.array(low, np.float32), np.array(high, np.float32))
+
+
+@pytest.mark.parametrize(
+    ("space", "expected"),
+    [
+        # MountainCar-v0: position in [-1.2, 0.6], velocity in [-0.07, 0.07]
+        (_bounded_box([-1.2, -0.07], [0.6, 0.07]), [1 / 1.2, 1 / 0.07]),
+        # CartPole-v1's shape: infinite velocity bounds keep factor 1
+        (
+            _bounded_box([-4.8, -np.inf, -0.42, -np.inf], [4.8, np.inf, 0.42, np.inf]),
+            [1 / 4.8, 1.0, 1 / 0.42, 1.0],
+        ),
+        # float32's largest value is a "no bound" sentinel; a zero bound is left as it is
+        (
+            _bounded_box(
+                [-np.finfo(np.float32).max, 0.0, 0.0], [np.finfo(np.float32).max, 0.0, 4.0]
+            ),
+            [1.0, 1.0, 0.25],
+        ),
+        (_bounded_box([0.0] * 4, [1.0] * 4), None),  # one-hot Deep Sea: nothing to scale
+        (gym.spaces.Box(0, 255, (36, 36, 3), np.uint8), None),  # an image: SB3 scales it
+        (gym.spaces.Discrete(3), None),
+    ],
+)
+def test_bound_scale_divides_each_coordinate_by_its_declared_bound(space, expected):
+    from ivi_rl.agents.sb3.policies import bound_scale
+
+    factors = bound_scale(space, FlattenExtractor(space))
+    if expected is None:
+        assert factors is None
+    else:
+        torch.testing.assert_close(factors, torch.tensor(expected), rtol=1e-6, atol=0)
+
+
+def test_input_bounds_scale_the_networks_input(tmp_path):
+    """MountainCar's observation reaches the network divided by its bounds, then times
+    sqrt(2); ``input_bounds=False`` leaves the bounds out; both survive save / load, and a
+    custom features extractor (features that are not the observation) is not scaled."""
+    env = gym.make("MountainCar-v0")
+    obs = torch.tensor([[-0.5, 0.01], [0.3, -0.07], [-1.2, 0.05]])
+    bounds = torch.tensor([1.2, 0.07])
+    for input_bounds, x in ((True, obs / bounds), (False, obs)):
+        kwargs = dict(net_arch=[16], input_bounds=input_bounds)
+        model = IVIDQN("MlpPolicy", env, seed=0, policy_kwargs=kwargs)
+        q_net = model.policy.q_net
+        expected = x * 2**0.5
+        torch.testing.assert_close(q_net.features(obs), expected)
+        torch.testing.assert_close(q_net.mean_q(obs), q_net.q_net.posterior_mean(expected))
+        torch.testing.assert_close(model.policy.q_net_target.features(obs), expected)
+        model.save(tmp_path / "model")
+        loaded = IVIDQN.load(tmp_path / "model").policy.q_net
+        torch.testing.assert_close(loaded.features(obs), expected)
+        torch.testing.assert_close(loaded.mean_q(obs), q_net.mean_q(obs))
+
+    class Doubled(FlattenExtractor):
+        def forward(self, observations):
+            return 2 * super().forward(observations)
+
+    kwargs = dict(net_arch=[16], features_extractor_class=Doubled)
+    q_net = IVIDQN("MlpPolicy", env, seed=0, policy_kwargs=kwargs).policy.q_net
+    torch.testing.assert_close(q_net.features(obs), 2 * obs * 2**0.5)
+
+
 @pytest.mark.parametrize("bad", [0, -1.0, "big", True])
 def test_bad_input_scale_is_named(bad):
     with pytest.raises(ValueError, match=r"input_scale=.* accepted: a number > 0 or 'sqrt_dim'"):
