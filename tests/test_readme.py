@@ -39,3 +39,20 @@ def test_local_links_and_figures_exist(page):
     local = [t for t in targets if not re.match(r"[a-z]+://", t)]
     missing = [t for t in local if not (page.parent / t).exists()]
     assert not missing, f"{page.name} links to missing files: {missing}"
+
+
+@pytest.mark.parametrize(
+    "page", [*PAGES, ROOT / "experiments" / "RESULTS.md"], ids=lambda p: p.name
+)
+def test_the_files_and_tests_a_page_names_exist(page):
+    """Every config, script, module and test a page's commands name is in the repository (the
+    test function too, where one is named)."""
+    text = page.read_text()
+    files = set(re.findall(r"\b((?:experiments|tests|docs)/[\w/.-]+\.(?:toml|py|md))", text))
+    modules = re.findall(r"python -m (experiments(?:\.\w+)+)", text)
+    files |= {m.replace(".", "/") + ".py" for m in modules}
+    missing = sorted(f for f in files if not (ROOT / f).exists())
+    for path, name in re.findall(r"\b(tests/[\w/]+\.py)::(\w+)", text):
+        if (ROOT / path).exists() and f"def {name}(" not in (ROOT / path).read_text():
+            missing.append(f"{path}::{name}")
+    assert not missing, f"{page.name} names missing files or tests: {missing}"
