@@ -1,6 +1,7 @@
 """The benchmarks a user runs (experiments/*.toml) run today's agents: every agent entry is
 its class's defaults unless it says why (a baseline's published tuning), and there are few
-enough to read. The archive (experiments/archive/) still parses on today's code."""
+enough to read. The archive (experiments/archive/) and the selections (experiments/ablations/)
+still parse on today's code."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 BENCHMARKS = sorted(EXPERIMENTS.glob("*.toml"))
 ARCHIVE = sorted((EXPERIMENTS / "archive").rglob("*.toml"))
 """Configs and the bases they start from (a base alone need not be runnable)."""
+ABLATIONS = sorted((EXPERIMENTS / "ablations").glob("*.toml"))
+"""The selections behind today's defaults, on seeds no benchmark reports."""
 
 
 def _agents(path: Path):
@@ -49,7 +52,7 @@ def test_a_config_that_departs_from_the_defaults_without_why_is_caught(tmp_path)
     assert agent.settings == {"lr": 0.1} and agent.why == "a step-size study"
 
 
-@pytest.mark.parametrize("path", ARCHIVE, ids=lambda p: str(p.relative_to(EXPERIMENTS)))
+@pytest.mark.parametrize("path", ARCHIVE + ABLATIONS, ids=lambda p: str(p.relative_to(EXPERIMENTS)))
 def test_every_archived_config_still_parses(path):
     raw = read_config(path)
     if "envs" in raw or "datasets" in raw:  # else a base that others start from
