@@ -82,7 +82,8 @@ class IVIDQN(EpisodicSampling, DQN):
     starts 128, batch 128, an update every step) with a soft target network (Polyak averaging
     at ``tau=0.01`` every step). Where they depart from plain IVI: the standard
     parametrization, a zero-mean prior with point-mass biases, one network per action, the
-    sqrt(dim) input scale, the reward scale and the stable step.
+    input's division by the observation's declared bounds and its sqrt(dim) scale, the
+    reward scale and the stable step.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": IVIDQNPolicy}
