@@ -37,7 +37,7 @@ import ivi_rl
 from ivi_rl.checks import check_choice
 
 from .common import EpisodicSampling, check_number
-from .policies import IVIDQNPolicy
+from .policies import IVIDQNPolicy, QNetworkSettings
 
 __all__ = ["IVIDQN"]
 
@@ -72,8 +72,10 @@ class IVIDQN(EpisodicSampling, DQN):
     :param max_loss: a training loss above it (default 1e10) or not finite stops learning
         with ``FloatingPointError``; None turns the check off.
 
-    ``policy_kwargs``: see :class:`IVIDQNPolicy`. ``predict(obs, deterministic=True)`` acts on
-    the posterior mean, ``False`` on the held draw.
+    ``policy_kwargs``: see :class:`IVIDQNPolicy`; ``input_bounds`` is saved with the model even
+    at its default, and a model saved before it existed loads without it, as it was trained.
+    ``predict(obs, deterministic=True)`` acts on the posterior mean, ``False`` on the held
+    draw.
 
     Defaults (``IVIDQN("MlpPolicy", env)``): plain SGD at 0.02 with the parametrization's
     group rates and the stable step, no gradient clipping (``max_grad_norm=inf``), the
@@ -119,6 +121,9 @@ class IVIDQN(EpisodicSampling, DQN):
         self._episode_return: np.ndarray | None = None  # per env, under 'auto'
         self._episode_discount: np.ndarray | None = None
         self.output_noise, self.spread_draws = output_noise, spread_draws
+        # input_bounds is saved with the model even at its default: see _setup_model
+        policy_kwargs = dict(kwargs.pop("policy_kwargs", None) or {})
+        policy_kwargs.setdefault("input_bounds", QNetworkSettings.input_bounds)
         super().__init__(
             policy,
             env,
@@ -130,10 +135,14 @@ class IVIDQN(EpisodicSampling, DQN):
             tau=tau,
             target_update_interval=target_update_interval,
             max_grad_norm=max_grad_norm,
+            policy_kwargs=policy_kwargs,
             **kwargs,
         )
 
     def _setup_model(self) -> None:
+        # A model saved before input_bounds existed (2026-12-07) has no such key in its
+        # policy_kwargs and was trained on the undivided observation; a model built since has it.
+        self.policy_kwargs.setdefault("input_bounds", False)
         super()._setup_model()
         device = self.device
         seed = (

@@ -322,6 +322,28 @@ def test_input_bounds_scale_the_networks_input(tmp_path):
     torch.testing.assert_close(q_net.features(obs), 2 * obs * 2**0.5)
 
 
+def test_a_model_saved_before_input_bounds_loads_as_it_was_trained(tmp_path):
+    """The setting is saved with every model, the default too; a model whose saved
+    policy_kwargs lack it (saved before the option existed) loads with the undivided
+    observation it was trained on, and predicts as before saving."""
+    env = gym.make("MountainCar-v0")
+    obs = torch.tensor([[-0.5, 0.01], [0.3, -0.07]])
+    user_kwargs = {"net_arch": [16]}
+    model = IVIDQN("MlpPolicy", env, seed=0, policy_kwargs=user_kwargs)
+    assert user_kwargs == {"net_arch": [16]}  # the caller's dict is not changed
+    assert model.policy_kwargs["input_bounds"] is True
+    model.save(tmp_path / "new")
+    assert IVIDQN.load(tmp_path / "new").policy.q_net.settings.input_bounds is True
+
+    old = IVIDQN("MlpPolicy", env, seed=0, policy_kwargs={**user_kwargs, "input_bounds": False})
+    del old.policy_kwargs["input_bounds"]  # what a model saved before the option holds
+    old.save(tmp_path / "old")
+    loaded = IVIDQN.load(tmp_path / "old").policy.q_net
+    assert loaded.settings.input_bounds is False
+    torch.testing.assert_close(loaded.features(obs), obs * 2**0.5)
+    torch.testing.assert_close(loaded.mean_q(obs), old.policy.q_net.mean_q(obs))
+
+
 @pytest.mark.parametrize("bad", [0, -1.0, "big", True])
 def test_bad_input_scale_is_named(bad):
     with pytest.raises(ValueError, match=r"input_scale=.* accepted: a number > 0 or 'sqrt_dim'"):
