@@ -145,11 +145,14 @@ def test_a_diverging_ividqn_stops_with_one_line():
         model.learn(300)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+HUGE_LR_SEEDS = range(8)
+
+
+@pytest.mark.parametrize("seed", HUGE_LR_SEEDS)
 def test_the_stable_step_keeps_ividqn_finite_at_a_huge_learning_rate(seed):
     """The factor is measured every 100 updates and again as soon as a minibatch's loss
-    exceeds 100 times its mean since the last measurement; the control shows that measuring on
-    the schedule alone lets the curvature outgrow the factor on these seeds."""
+    exceeds 100 times its mean since the last measurement: finite on every seed, where
+    measuring on the schedule alone diverges on some (the control below)."""
     model = _cartpole_dqn(learning_rate=1e12, seed=seed)
     model.learn(600)
     assert model._stability.factor < 1e-9
@@ -157,11 +160,20 @@ def test_the_stable_step_keeps_ividqn_finite_at_a_huge_learning_rate(seed):
     assert all(np.isfinite(losses))
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_control_a_factor_measured_on_schedule_only_lets_ividqn_diverge(seed, monkeypatch):
+def test_control_a_factor_measured_on_schedule_only_lets_ividqn_diverge(monkeypatch):
+    """Without the loss trigger the curvature outgrows the factor between two scheduled
+    measurements on some of the same seeds: at least 2 of the 8 (4 diverge with today's
+    defaults), so that a change of trajectory does not flip the test while the mechanism
+    stays."""
     monkeypatch.setattr(ivi_dqn_module, "STABILITY_GROWTH", float("inf"))
-    with pytest.raises(FloatingPointError, match="diverged"):
-        _cartpole_dqn(learning_rate=1e12, seed=seed).learn(600)
+    diverged = 0
+    for seed in HUGE_LR_SEEDS:
+        try:
+            _cartpole_dqn(learning_rate=1e12, seed=seed).learn(600)
+        except FloatingPointError as error:
+            assert "diverged" in str(error)
+            diverged += 1
+    assert diverged >= 2
 
 
 def test_a_huge_but_finite_loss_stops_ividqn_and_max_loss_none_turns_the_check_off():
