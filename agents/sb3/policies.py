@@ -75,9 +75,9 @@ def bound_scale(
     high = np.abs(observation_space.high.astype(np.float64)).reshape(-1)
     bound = np.maximum(low, high)
     bounded = np.isfinite(bound) & (bound > 0) & (bound < NO_BOUND)
-    if np.all(bound[bounded] == 1.0):
-        return None
-    return torch.as_tensor(np.where(bounded, 1.0 / np.where(bounded, bound, 1.0), 1.0)).float()
+    factors = np.ones_like(bound)
+    factors[bounded] = 1.0 / bound[bounded]
+    return None if np.all(factors == 1.0) else torch.as_tensor(factors).float()
 
 
 def _parametrization(name: str | ivi_rl.Parametrization, bias_std: float) -> ivi_rl.Parametrization:
