@@ -23,7 +23,8 @@ sweep = { size = [10, 12] } # one variant per value, labelled deep_sea_10, deep_
 
 [[agents]]
 name = "ivi_dqn"            # ivi_dqn, bootstrapped_dqn, noisy_dqn, dqn
-learning_rate = 0.001       # algorithm keyword arguments
+learning_rate = 0.001       # algorithm keyword arguments; "lin_0.02": the RL Zoo's linear
+                            # decay from 0.02 to 0 over the run (learning_rate_schedule)
 policy_kwargs = { net_arch = [50, 50] }  # classes by name: optimizer_class = "sgd",
                                          # activation_fn = "tanh"
 """
@@ -33,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ import gymnasium as gym
 import torch
 from stable_baselines3 import DQN
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
 from ivi_rl import envs
@@ -79,6 +82,7 @@ __all__ = [
     "agent_on",
     "build_agent",
     "known_optimal_return",
+    "learning_rate_schedule",
     "load_rl_config",
     "make_env",
 ]
@@ -295,7 +299,25 @@ def build_agent(agent: AgentSpec, env: gym.Env, **kwargs: Any):
             policy[key] = classes[check_choice(f"policy_kwargs.{key}", policy[key], classes)]
     if policy:
         settings["policy_kwargs"] = policy
+    if "learning_rate" in settings:
+        settings["learning_rate"] = learning_rate_schedule(settings["learning_rate"])
     return ALGORITHMS[agent.name]("MlpPolicy", env, **settings, **kwargs)
+
+
+def learning_rate_schedule(value: Any) -> float | LinearSchedule:
+    """A config's ``learning_rate``: a number as it is, or the RL Zoo's ``"lin_X"`` (X > 0), a
+    step falling linearly from X at the first update to 0 at the end of ``learn``'s budget."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        with contextlib.suppress(ValueError):
+            start = float(value[4:])
+            if math.isfinite(start) and start > 0:
+                return LinearSchedule(start, 0.0, 1.0)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    raise ValueError(
+        f"learning_rate={value!r} is not accepted; accepted: a number, or 'lin_X' with a "
+        "number X > 0 (linear from X to 0 over the run)"
+    )
 
 
 def known_optimal_return(env: gym.Env) -> float | None:

@@ -202,6 +202,16 @@ def test_stochastic_deep_sea_is_solved_by_bsuites_stochastic_rule(tmp_path):
             lambda t: t.replace("[16, 16] }", '[16, 16], activation_fn = "sigmoid" }', 1),
             r"policy_kwargs.activation_fn='sigmoid' is not accepted; accepted: relu, tanh, gelu",
         ),
+        *[
+            (
+                lambda t, bad=bad: t.replace(
+                    "batch_size = 16\npolicy", f"batch_size = 16\nlearning_rate = {bad}\npolicy"
+                ),
+                r"agent ivi_dqn \(ivi_dqn\): learning_rate=.* is not accepted; accepted: a "
+                r"number, or 'lin_X' with a number X > 0",
+            )
+            for bad in ['"lin_x"', '"lin_-0.1"', '"lin_inf"', '"cos_0.1"', "[0.1]", "true"]
+        ],
     ],
 )
 def test_bad_rl_configs(tmp_path, edit, match):
@@ -292,6 +302,33 @@ def test_a_config_names_its_activation(tmp_path, name):
     else:
         assert any(isinstance(m, torch.nn.Tanh) for m in model.policy.q_net.modules())
     assert model.policy.q_net(obs).shape == (1, 2)
+
+
+@pytest.mark.parametrize("name", ["ivi_dqn", "dqn"])
+def test_a_config_names_a_linear_learning_rate(tmp_path, name):
+    """learning_rate = "lin_0.02" (the RL Zoo's notation) falls linearly from 0.02 at the
+    first update to 0 at the end of learn's budget; it is saved and loaded with the model."""
+    text = TINY.replace(
+        "batch_size = 16\npolicy",
+        'batch_size = 16\nlearning_rate = "lin_0.02"\ntrain_freq = 1\npolicy',
+    )
+    config = load_rl_config(write(tmp_path, text))
+    agent = next(a for a in config.agents if a.name == name)
+    model = build_agent(agent, make_env(config.envs[0]), seed=0)
+    schedule = model.lr_schedule
+    assert [schedule(p) for p in (1.0, 0.75, 0.25, 0.0)] == pytest.approx([0.02, 0.015, 0.005, 0])
+    group = model.policy.optimizer.param_groups[0]
+    multiplier = group.get("lr_multiplier", 1.0)  # IVIDQN's muP multiplier
+    seen = []  # the step in force at each environment step (set by the previous update)
+    model.learn(200, callback=lambda *_: seen.append(group["lr"] / multiplier) or True)
+    # an update follows each step after warm-up (16): step t's update has 1 - t/200 left
+    remaining = 1 - np.arange(17, 200) / 200
+    assert seen[17:] == pytest.approx(0.02 * remaining, abs=1e-12)
+    assert group["lr"] == 0.0  # the last update, at the end of the budget
+    model.save(tmp_path / "model")
+    loaded = type(model).load(tmp_path / "model")
+    assert loaded.lr_schedule(0.5) == pytest.approx(0.01)
+    assert agent.settings["learning_rate"] == "lin_0.02"  # the config is untouched
 
 
 def _flat(settings: dict) -> dict:
