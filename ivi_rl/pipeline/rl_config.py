@@ -138,6 +138,9 @@ class RLConfig:
     device: str = "cpu"
     executor: ExecutorSpec = dataclasses.field(default_factory=ExecutorSpec)
     stop_when_solved: bool = True
+    unselected: tuple[str, ...] = ()
+    """Labels of the config's agents that ``select_agents`` leaves out: their run folders are
+    the config's own, not stale."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,10 +170,10 @@ def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> RLConfig:
     ]
     own = tables(raw, "agents")
     merged = with_defaults(raw, "agents")
-    agents = [_agent(i, t, own[i]) for i, t in enumerate(merged)]
-    agents = select_by_label(agents, raw.get("select_agents"), "select_agents")
+    every_agent = [_agent(i, t, own[i]) for i, t in enumerate(merged)]
+    agents = select_by_label(every_agent, raw.get("select_agents"), "select_agents")
     check_unique_labels("envs", [e.label for e in env_specs])
-    check_unique_labels("agents", [a.label for a in agents])
+    check_unique_labels("agents", [a.label for a in every_agent])
     return RLConfig(
         envs=env_specs,
         agents=agents,
@@ -179,6 +182,7 @@ def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> RLConfig:
         device=typed(raw, "device", str, "cpu"),
         executor=executor_spec(raw),
         stop_when_solved=typed(raw, "stop_when_solved", bool, True),
+        unselected=tuple(a.label for a in every_agent if a.label not in {b.label for b in agents}),
     )
 
 

@@ -273,9 +273,10 @@ class RLRunner:
 
     @staticmethod
     def labels(config: RLConfig) -> tuple[list[str], list[str]]:
-        """Run folders' groups and agents, the report's Deep Sea view's among them."""
+        """Run folders' groups and agents: the report's Deep Sea view's and the agents
+        ``select_agents`` leaves out among them."""
         groups, agents = [e.label for e in config.envs], [a.label for a in config.agents]
-        return [*groups, "deep_sea_solve"], [*agents, "2^N"]
+        return [*groups, "deep_sea_solve"], [*agents, *config.unselected, "2^N"]
 
     @staticmethod
     def closing(config: RLConfig) -> str:

@@ -7,7 +7,9 @@ import pytest
 
 from ivi_rl.pipeline.bandit_config import load_config
 from ivi_rl.pipeline.configs import ConfigError
+from ivi_rl.pipeline.pipeline import stale_runs
 from ivi_rl.pipeline.rl_config import agent_on, load_rl_config
+from ivi_rl.pipeline.rl_runner import RLRunner
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
@@ -148,6 +150,20 @@ def test_a_list_in_the_child_replaces_the_bases_and_select_agents_keeps_a_subset
     config = load_rl_config(child)
     assert [a.label for a in config.agents] == ["dqn"]
     assert [(e.label, e.episodes) for e in config.envs] == [("deepsea_6", 5)]
+
+
+def test_folders_of_agents_select_agents_leaves_out_are_not_called_stale(tmp_path):
+    """A run of a subset must not warn about the other agents' folders as if they had been
+    removed from the config; a folder of an agent the config no longer has still is."""
+    _write(tmp_path, "base.toml", BASE)
+    child = _write(tmp_path, "child.toml", 'base = "base.toml"\nselect_agents = ["dqn"]\n')
+    config = load_rl_config(child, out=str(tmp_path / "out"))
+    every = [*(a.label for a in config.agents), *config.unselected]
+    assert config.unselected and "dqn" not in config.unselected
+    for agent in [*every, "gone"]:
+        (tmp_path / "out" / "tb" / config.envs[0].label / agent).mkdir(parents=True)
+    stale = stale_runs(config.out, *RLRunner.labels(config))
+    assert stale == [f"tb/{config.envs[0].label}/gone"]
 
 
 def test_bases_chain(tmp_path):
