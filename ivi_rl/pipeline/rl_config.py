@@ -182,7 +182,7 @@ def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> RLConfig:
         device=typed(raw, "device", str, "cpu"),
         executor=executor_spec(raw),
         stop_when_solved=typed(raw, "stop_when_solved", bool, True),
-        unselected=tuple(a.label for a in every_agent if a.label not in {b.label for b in agents}),
+        unselected=tuple(a.label for a in every_agent if a not in agents),
     )
 
 
