@@ -43,6 +43,8 @@ __all__ = ["IVIDQN"]
 
 OUTPUT_NOISE = ("sampled", "marginalized")
 DEFAULT_OUTPUT_NOISE = "sampled"
+SCALE_RULES = ("rewards", "returns")
+"""The rules ``reward_scale`` accepts by name (:class:`IVIDQN`)."""
 STABILITY_EVERY = 100
 """Updates between two measurements of the stable step (at the first, then every 100)."""
 STABILITY_GROWTH = 100.0
@@ -59,14 +61,17 @@ class IVIDQN(EpisodicSampling, DQN):
     plus:
 
     :param output_noise: 'sampled' (default) or 'marginalized' (module docstring).
-    :param reward_scale: a factor c > 0 on the rewards in the TD targets (1: none), or
-        ``'auto'`` (default): c = 1 / max(1, B), B the largest |discounted return| of an
-        episode seen so far (per environment, from its first step); c only falls, and Q is
-        not rescaled when it does (the TD targets move Q to the new units). Q is learned in
-        units of c times the return, so the prior's spread (of order 1) is measured against
-        the values and plain SGD's stable step does not depend on the return's scale; acting
-        (an argmax) and the returns SB3 and the runners report are unchanged. Returns within
-        +-1 keep c = 1.
+    :param reward_scale: a factor c > 0 on the rewards in the TD targets (1: none), or a rule
+        that sets c from the data and only lowers it: ``'rewards'`` (default), c = 1 / max(1,
+        R) with R the largest |reward| seen so far (any environment, from the first step), or
+        ``'returns'``, c = 1 / max(1, B) with B the largest |discounted return| of an episode
+        seen so far (per environment, at each episode's end; the default until 2026-12-07,
+        then named ``'auto'``, and a model saved with ``'auto'`` loads with it). Q is not
+        rescaled when c falls (the TD targets move Q to the new units). Q is learned in units
+        of c times the rewards, so the prior's spread of Q (of order 1) is measured against
+        one reward and the agent does not depend on the units the environment counts rewards
+        in; acting (an argmax) and the returns SB3 and the runners report are unchanged.
+        Rewards within +-1 keep c = 1 under either rule.
     :param spread_draws: draws used to log the posterior spread of Q every 100 updates (0
         disables it).
     :param max_loss: a training loss above it (default 1e10) or not finite stops learning
@@ -79,7 +84,7 @@ class IVIDQN(EpisodicSampling, DQN):
 
     Defaults (``IVIDQN("MlpPolicy", env)``): plain SGD at 0.02 with the parametrization's
     group rates and the stable step, no gradient clipping (``max_grad_norm=inf``), the
-    same-draw sampled loss (``output_noise='sampled'``), ``reward_scale='auto'``,
+    same-draw sampled loss (``output_noise='sampled'``), ``reward_scale='rewards'``,
     :class:`IVIDQNPolicy`'s network; bsuite's training schedule (replay 10,000, learning
     starts 128, batch 128, an update every step) with a soft target network (Polyak averaging
     at ``tau=0.01`` every step). Where they depart from plain IVI: the standard
@@ -113,19 +118,19 @@ class IVIDQN(EpisodicSampling, DQN):
         max_grad_norm: float = math.inf,
         output_noise: str = DEFAULT_OUTPUT_NOISE,
         spread_draws: int = 8,
-        reward_scale: float | str = "auto",
+        reward_scale: float | str = "rewards",
         **kwargs: Any,
     ) -> None:
         check_choice("output_noise", output_noise, OUTPUT_NOISE)
-        auto = isinstance(reward_scale, str) and reward_scale == "auto"
-        if not auto:
+        if not (isinstance(reward_scale, str) and reward_scale in SCALE_RULES):
             reward_scale = check_number(
-                "reward_scale", reward_scale, positive=True, also=" or 'auto'"
+                "reward_scale", reward_scale, positive=True, also=" or 'rewards' or 'returns'"
             )
         self.reward_scale = reward_scale
-        self.value_scale = 1.0 if auto else reward_scale
-        self.return_bound = 0.0
-        self._episode_return: np.ndarray | None = None  # per env, under 'auto'
+        self.value_scale = 1.0 if isinstance(reward_scale, str) else reward_scale
+        self.reward_bound = 0.0  # under 'rewards'
+        self.return_bound = 0.0  # under 'returns'
+        self._episode_return: np.ndarray | None = None  # per env, under 'returns'
         self._episode_discount: np.ndarray | None = None
         self.output_noise, self.spread_draws = output_noise, spread_draws
         # input_bounds is saved with the model even at its default: see _setup_model
@@ -150,6 +155,8 @@ class IVIDQN(EpisodicSampling, DQN):
         # A model saved before input_bounds existed (2026-12-07) has no such key in its
         # policy_kwargs and was trained on the undivided observation; a model built since has it.
         self.policy_kwargs.setdefault("input_bounds", False)
+        if self.reward_scale == "auto":  # the name 'returns' had until 2026-12-07
+            self.reward_scale = "returns"
         super()._setup_model()
         device = self.device
         seed = (
@@ -175,12 +182,22 @@ class IVIDQN(EpisodicSampling, DQN):
             self.policy.q_net.resample(env_indices=env_indices)
 
     def _store_transition(self, replay_buffer, buffer_action, new_obs, reward, dones, infos):
-        if self.reward_scale == "auto":
+        if self.reward_scale == "rewards":
+            self._track_rewards(np.asarray(reward, dtype=np.float64))
+        elif self.reward_scale == "returns":
             self._track_returns(np.asarray(reward, dtype=np.float64), np.asarray(dones))
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
 
+    def _track_rewards(self, reward: np.ndarray) -> None:
+        """'rewards' scale: raise the reward bound to the largest |reward| of this step and
+        set the value scale to 1 / max(1, bound)."""
+        largest = float(np.abs(reward).max(initial=0.0))
+        if largest > self.reward_bound:
+            self.reward_bound = largest
+            self._set_value_scale(1.0 / max(1.0, largest))
+
     def _track_returns(self, reward: np.ndarray, dones: np.ndarray) -> None:
-        """'auto' reward scale: add each env's discounted reward; at an episode's end raise
+        """'returns' scale: add each env's discounted reward; at an episode's end raise
         the return bound and set the value scale to 1 / max(1, bound)."""
         if self._episode_return is None or len(self._episode_return) != len(reward):
             self._episode_return = np.zeros(len(reward))
@@ -192,8 +209,12 @@ class IVIDQN(EpisodicSampling, DQN):
             finished = float(np.abs(self._episode_return[done]).max())
             self.return_bound = max(self.return_bound, finished)
             self._episode_return[done], self._episode_discount[done] = 0.0, 1.0
-            self.value_scale = 1.0 / max(1.0, self.return_bound)
-            self.logger.record("train/value_scale", self.value_scale)
+            self._set_value_scale(1.0 / max(1.0, self.return_bound))
+
+    def _set_value_scale(self, scale: float) -> None:
+        if scale != self.value_scale:
+            self.value_scale = scale
+            self.logger.record("train/value_scale", scale)
 
     def _update_learning_rate(self, optimizers) -> None:
         # SGD groups keep their muP multipliers: lr = schedule x multiplier

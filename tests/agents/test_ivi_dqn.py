@@ -571,10 +571,28 @@ def test_reward_scale_multiplies_the_rewards_in_the_td_target_and_survives_save_
     assert (loaded.reward_scale, loaded.value_scale) == (0.25, 0.25)
 
 
-def test_auto_reward_scale_is_one_over_the_largest_discounted_episode_return(tmp_path):
+def test_rewards_scale_is_one_over_the_largest_reward_seen(tmp_path):
+    """Any env's reward, at every step, only falling; rewards within +-1 leave it at 1."""
+    model = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **BSUITE_DQN)
+    assert model.reward_scale == "rewards"  # the default
+    model.set_logger(configure(str(tmp_path), []))
+    track = model._track_rewards
+    track(np.array([0.5, -1.0]))
+    assert (model.reward_bound, model.value_scale) == (1.0, 1.0)
+    track(np.array([2.0, -8.0]))  # no episode needs to end
+    assert (model.reward_bound, model.value_scale) == (8.0, 0.125)
+    track(np.array([4.0, 0.0]))
+    assert model.value_scale == 0.125
+    track(np.array([0.0, 40.0]))
+    assert model.value_scale == 1 / 40
+
+
+def test_returns_scale_is_one_over_the_largest_discounted_episode_return(tmp_path):
     """Two envs: per-env discounted returns, the scale set at each episode's end, only
     falling; returns within +-1 leave it at 1."""
-    model = IVIDQN("MlpPolicy", deep_sea(5), seed=0, reward_scale="auto", gamma=0.5, **BSUITE_DQN)
+    model = IVIDQN(
+        "MlpPolicy", deep_sea(5), seed=0, reward_scale="returns", gamma=0.5, **BSUITE_DQN
+    )
     model.set_logger(configure(str(tmp_path), []))
     track = model._track_returns
     track(np.array([4.0, 1.0]), np.array([False, False]))
@@ -587,9 +605,10 @@ def test_auto_reward_scale_is_one_over_the_largest_discounted_episode_return(tmp
     assert model.value_scale == 1 / 40
 
 
-def test_auto_reward_scale_on_deep_sea_is_scale_one_bit_for_bit():
+@pytest.mark.parametrize("rule", ["rewards", "returns"])
+def test_scale_rules_on_deep_sea_are_scale_one_bit_for_bit(rule):
     runs = []
-    for scale in ("auto", 1.0):
+    for scale in (rule, 1.0):
         model = IVIDQN("MlpPolicy", deep_sea(5), seed=2, reward_scale=scale, **BSUITE_DQN)
         model.learn(total_timesteps=5 * 30)
         assert model.value_scale == 1.0
@@ -597,7 +616,39 @@ def test_auto_reward_scale_on_deep_sea_is_scale_one_bit_for_bit():
     assert torch.equal(*runs)
 
 
-def test_reward_scale_one_is_todays_agent_bit_for_bit():
+def _cartpole_q_after_300_steps(units: float, reward_scale) -> torch.Tensor:
+    """IVIDQN's parameters after 300 steps on CartPole with its rewards multiplied by units."""
+    env = gym.wrappers.TransformReward(gym.make("CartPole-v1"), lambda r: units * r)
+    model = IVIDQN("MlpPolicy", env, seed=3, reward_scale=reward_scale, **BSUITE_DQN)
+    model.learn(total_timesteps=300)
+    return torch.cat([p.flatten() for p in model.policy.q_net.parameters()])
+
+
+@pytest.mark.parametrize("rule", ["rewards", "returns"])
+def test_scale_rules_learn_the_same_agent_whatever_the_reward_units(rule):
+    """Rewards counted in units 4 and 16 times smaller: the same Q-network, bit for bit
+    (powers of two keep the products exact)."""
+    assert torch.equal(
+        _cartpole_q_after_300_steps(4.0, rule), _cartpole_q_after_300_steps(16.0, rule)
+    )
+
+
+def test_a_fixed_reward_scale_learns_another_agent_in_other_units():
+    """The control of the test above: with c = 1 the units change the agent."""
+    assert not torch.equal(
+        _cartpole_q_after_300_steps(4.0, 1.0), _cartpole_q_after_300_steps(16.0, 1.0)
+    )
+
+
+def test_a_model_saved_with_auto_loads_with_the_returns_rule(tmp_path):
+    """'auto' was the returns rule's name until 2026-12-07."""
+    model, _ = _trained("sampled")
+    model.reward_scale = "auto"
+    model.save(tmp_path / "m")
+    assert IVIDQN.load(tmp_path / "m").reward_scale == "returns"
+
+
+def test_reward_scale_one_is_todays_agent_on_deep_sea_bit_for_bit():
     runs = []
     for kwargs in ({}, {"reward_scale": 1.0}):
         model = IVIDQN("MlpPolicy", deep_sea(5), seed=2, **BSUITE_DQN, **kwargs)
@@ -606,10 +657,13 @@ def test_reward_scale_one_is_todays_agent_bit_for_bit():
     assert torch.equal(*runs)
 
 
-@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), True, "big", "AUTO", np.array([1.0, 2.0])])
+@pytest.mark.parametrize(
+    "bad", [0, -1.0, float("inf"), True, "big", "auto", "REWARDS", np.array([1.0, 2.0])]
+)
 def test_bad_reward_scale_is_named(bad):
     with pytest.raises(
-        ValueError, match=r"reward_scale=.* accepted: a finite number > 0 or 'auto'"
+        ValueError,
+        match=r"reward_scale=.* accepted: a finite number > 0 or 'rewards' or 'returns'",
     ):
         IVIDQN("MlpPolicy", deep_sea(5), reward_scale=bad)
 
