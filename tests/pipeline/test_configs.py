@@ -237,6 +237,7 @@ def test_shipped_configs_inherit_instead_of_copying():
         if {"buffer_size = 10000", "learning_starts = 128"} <= set(p.read_text().splitlines())
     ]
     assert sorted(copies) == [
+        "ablations/reward_scale_cost.toml",  # deep_sea.toml's DQN beside two IVIDQNs
         "archive/ablations/deep_sea_input.toml",
         "archive/ablations/deep_sea_prior.toml",
         "archive/ablations/defaults_cost.toml",  # DQN on IVIDQN's default schedule
