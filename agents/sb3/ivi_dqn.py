@@ -71,9 +71,9 @@ class IVIDQN(EpisodicSampling, DQN):
         return (``'returns'``) or the reward (``'rewards'``), so the prior's spread of Q (of
         order 1) is measured against the values or against one reward, and the agent does not
         depend on the units the environment counts rewards in; acting (an argmax) and the
-        returns SB3 and the runners report are unchanged. Returns within +-1 keep c = 1 under
-        either rule. ``'rewards'`` is not the default: at a huge learning rate its larger
-        values let the stable step's loss trigger come too late (RESULTS.md "Classic control").
+        returns SB3 and the runners report are unchanged. Rewards and returns within +-1 keep
+        c = 1 under either rule. ``'rewards'`` is not the default: at a huge learning rate the
+        stable step does not always keep it finite (RESULTS.md "Classic control").
     :param spread_draws: draws used to log the posterior spread of Q every 100 updates (0
         disables it).
     :param max_loss: a training loss above it (default 1e10) or not finite stops learning
