@@ -47,11 +47,18 @@ SCALE_RULES = ("rewards", "returns")
 """The rules ``reward_scale`` accepts by name (:class:`IVIDQN`)."""
 STABILITY_EVERY = 100
 """Updates between two measurements of the stable step (at the first, then every 100)."""
+STABILITY_RISE = 2.0
+"""A scheduled measurement raises the factor to at most this multiple of the factor in force.
+One minibatch's curvature can be far below the next one's (70 times between two minibatches
+of 8 on CartPole), so the factor follows the lower measurements at once and climbs back over
+a few hundred updates."""
 STABILITY_GROWTH = 100.0
-"""A measurement also comes early when a minibatch's loss exceeds this multiple of the mean
-loss since the last one: the curvature may have grown with the data or the weights between
-two scheduled measurements, and a step past SGD's bound makes the loss grow geometrically, so
-this catches it within a few updates; TD losses at stable steps rarely jump this far."""
+"""A measurement also comes early, able only to lower the factor, when a minibatch's loss
+exceeds this multiple of the reference: the mean loss between the last two scheduled
+measurements (during the first window, the mean so far). The curvature may have grown with
+the data or the weights since the last measurement, and a step past SGD's bound makes the
+loss grow geometrically; the reference does not move with the growing losses, so every update
+of a run that goes on growing measures again. TD losses at stable steps rarely jump this far."""
 STABILITY_DRAWS = 2
 """Weight draws a measurement averages the curvature over."""
 
@@ -72,8 +79,8 @@ class IVIDQN(EpisodicSampling, DQN):
         order 1) is measured against the values or against one reward, and the agent does not
         depend on the units the environment counts rewards in; acting (an argmax) and the
         returns SB3 and the runners report are unchanged. Rewards and returns within +-1 keep
-        c = 1 under either rule. ``'rewards'`` is not the default: at a huge learning rate the
-        stable step does not always keep it finite (RESULTS.md "Classic control").
+        c = 1 under either rule. ``'rewards'`` is not the default (RESULTS.md "Classic
+        control").
     :param spread_draws: draws used to log the posterior spread of Q every 100 updates (0
         disables it).
     :param max_loss: a training loss above it (default 1e10) or not finite stops learning
@@ -260,9 +267,10 @@ class IVIDQN(EpisodicSampling, DQN):
         keeps each layer's Gauss-Newton curvature on the replay minibatch within SGD's
         stability bound, 0.8 (1 - momentum) for a layer with a covariance and 0.8 * 2
         (1 + momentum) for a deterministic one; measured at the first update and then every
-        100, and also, able only to lower it, when the loss exceeds 100 times its mean since
-        the last measurement (warm-started power iterations on the minibatch, 2 draws).
-        Exactly 1 where no bound binds."""
+        100, raising it at most 2 times at a time, and also, able only to lower it, when the
+        loss exceeds 100 times the mean loss between the last two scheduled measurements
+        (warm-started power iterations on the minibatch, 2 draws). Exactly 1 where no bound
+        binds."""
         return self._stability.scale(self, data, loss)
 
     def _spread(self, data, gradient_steps: int) -> torch.Tensor | None:
@@ -281,32 +289,43 @@ class IVIDQN(EpisodicSampling, DQN):
 
 class _StableStep:
     """The stable step's state: the factor in force, the updates since the scheduled
-    measurement, the losses since the last measurement, the power iterations' top vectors per
-    action network.
+    measurement, the loss reference and the losses since the last scheduled measurement, the
+    power iterations' top vectors per action network.
 
-    The schedule (the first update, then every ``STABILITY_EVERY``) sets the factor. A loss
-    above ``STABILITY_GROWTH`` times its mean since the last measurement measures again and
-    can only lower the factor until the next scheduled one; it leaves the schedule's random
-    stream and warm-start vectors as they were, so where it lowers nothing training is the
-    same, bit for bit, as without it."""
+    The schedule (the first update, then every ``STABILITY_EVERY``) sets the factor, at most
+    ``STABILITY_RISE`` times the one in force. A loss above ``STABILITY_GROWTH`` times the
+    reference measures again and can only lower the factor until the next scheduled
+    measurement; it leaves the schedule's random stream and warm-start vectors as they were,
+    so where it lowers nothing training is the same, bit for bit, as without it."""
 
     def __init__(self) -> None:
         self.factor, self.since, self.vectors = 1.0, STABILITY_EVERY, None
-        self.loss_sum, self.losses = 0.0, 0
+        self.loss_sum, self.losses, self.reference = 0.0, 0, None
 
     def scale(self, model: IVIDQN, data, loss: float) -> float:
         if self.since >= STABILITY_EVERY:
-            self.factor, self.since = self._measure(model, data, keep=True), 0
-            self.loss_sum, self.losses = 0.0, 0
+            self._scheduled(self._measure(model, data, keep=True))
             model.logger.record("train/step_scale", self.factor)
-        elif self.losses and loss > STABILITY_GROWTH * self.loss_sum / self.losses:
+        elif loss > STABILITY_GROWTH * self._reference():
             self.factor = min(self.factor, self._measure(model, data, keep=False))
-            self.loss_sum, self.losses = 0.0, 0
             model.logger.record("train/step_scale", self.factor)
         self.since += 1
         self.loss_sum += loss
         self.losses += 1
         return self.factor
+
+    def _scheduled(self, factor: float) -> None:
+        """Set the factor from a scheduled measurement (the first sets it freely: the factor
+        starts at 1 and a measurement is at most 1) and start a new loss window."""
+        self.factor = min(factor, STABILITY_RISE * self.factor)
+        if self.losses:
+            self.reference = self.loss_sum / self.losses
+        self.since, self.loss_sum, self.losses = 0, 0.0, 0
+
+    def _reference(self) -> float:
+        if self.reference is not None:
+            return self.reference
+        return self.loss_sum / self.losses if self.losses else math.inf
 
     def _measure(self, model: IVIDQN, data, keep: bool) -> float:
         """The factor on this minibatch; ``keep=False`` restores the random stream and the
