@@ -69,18 +69,17 @@ class IVIDQN(EpisodicSampling, DQN):
 
     :param output_noise: 'sampled' (default) or 'marginalized' (module docstring).
     :param reward_scale: a factor c > 0 on the rewards in the TD targets (1: none), or a rule
-        that sets c from the data and only lowers it: ``'returns'`` (default), c = 1 / max(1,
-        B) with B the largest |discounted return| of an episode seen so far (per environment,
-        at each episode's end; named ``'auto'`` until 2026-12-07, and a model saved with
-        ``'auto'`` loads with it), or ``'rewards'``, c = 1 / max(1, R) with R the largest
-        |reward| seen so far (any environment, from the first step). Q is not rescaled when c
-        falls (the TD targets move Q to the new units). Q is learned in units of c times the
-        return (``'returns'``) or the reward (``'rewards'``), so the prior's spread of Q (of
-        order 1) is measured against the values or against one reward, and the agent does not
-        depend on the units the environment counts rewards in; acting (an argmax) and the
-        returns SB3 and the runners report are unchanged. Rewards and returns within +-1 keep
-        c = 1 under either rule. ``'rewards'`` is not the default (RESULTS.md "Classic
-        control").
+        that sets c from the data and only lowers it: ``'rewards'`` (default), c = 1 / max(1,
+        R) with R the largest |reward| seen so far (any environment, from the first step), or
+        ``'returns'``, c = 1 / max(1, B) with B the largest |discounted return| of an episode
+        seen so far (per environment, at each episode's end; the default until 2026-12-07,
+        named ``'auto'`` until then, and a model saved with ``'auto'`` loads with it). Q is
+        not rescaled when c falls (the TD targets move Q to the new units). Q is learned in
+        units of c times the reward (``'rewards'``) or the return (``'returns'``), so the
+        prior's spread of Q (of order 1) is measured against one reward or against the
+        values, and the agent does not depend on the units the environment counts rewards in;
+        acting (an argmax) and the returns SB3 and the runners report are unchanged. Rewards
+        and returns within +-1 keep c = 1 under either rule.
     :param spread_draws: draws used to log the posterior spread of Q every 100 updates (0
         disables it).
     :param max_loss: a training loss above it (default 1e10) or not finite stops learning
@@ -93,7 +92,7 @@ class IVIDQN(EpisodicSampling, DQN):
 
     Defaults (``IVIDQN("MlpPolicy", env)``): plain SGD at 0.02 with the parametrization's
     group rates and the stable step, no gradient clipping (``max_grad_norm=inf``), the
-    same-draw sampled loss (``output_noise='sampled'``), ``reward_scale='returns'``,
+    same-draw sampled loss (``output_noise='sampled'``), ``reward_scale='rewards'``,
     :class:`IVIDQNPolicy`'s network; bsuite's training schedule (replay 10,000, learning
     starts 128, batch 128, an update every step) with a soft target network (Polyak averaging
     at ``tau=0.01`` every step). Where they depart from plain IVI: the standard
@@ -127,7 +126,7 @@ class IVIDQN(EpisodicSampling, DQN):
         max_grad_norm: float = math.inf,
         output_noise: str = DEFAULT_OUTPUT_NOISE,
         spread_draws: int = 8,
-        reward_scale: float | str = "returns",
+        reward_scale: float | str = "rewards",
         **kwargs: Any,
     ) -> None:
         check_choice("output_noise", output_noise, OUTPUT_NOISE)

@@ -573,7 +573,8 @@ def test_reward_scale_multiplies_the_rewards_in_the_td_target_and_survives_save_
 
 def test_rewards_scale_is_one_over_the_largest_reward_seen(tmp_path):
     """Any env's reward, at every step, only falling; rewards within +-1 leave it at 1."""
-    model = IVIDQN("MlpPolicy", deep_sea(5), seed=0, reward_scale="rewards", **BSUITE_DQN)
+    model = IVIDQN("MlpPolicy", deep_sea(5), seed=0, **BSUITE_DQN)
+    assert model.reward_scale == "rewards"  # the default
     model.set_logger(configure(str(tmp_path), []))
     track = model._track_rewards
     track(np.array([0.5, -1.0]))
@@ -589,8 +590,9 @@ def test_rewards_scale_is_one_over_the_largest_reward_seen(tmp_path):
 def test_returns_scale_is_one_over_the_largest_discounted_episode_return(tmp_path):
     """Two envs: per-env discounted returns, the scale set at each episode's end, only
     falling; returns within +-1 leave it at 1."""
-    model = IVIDQN("MlpPolicy", deep_sea(5), seed=0, gamma=0.5, **BSUITE_DQN)
-    assert model.reward_scale == "returns"  # the default
+    model = IVIDQN(
+        "MlpPolicy", deep_sea(5), seed=0, reward_scale="returns", gamma=0.5, **BSUITE_DQN
+    )
     model.set_logger(configure(str(tmp_path), []))
     track = model._track_returns
     track(np.array([4.0, 1.0]), np.array([False, False]))
