@@ -49,9 +49,9 @@ STABILITY_EVERY = 100
 """Updates between two measurements of the stable step (at the first, then every 100)."""
 STABILITY_RISE = 2.0
 """A scheduled measurement raises the factor to at most this multiple of the factor in force.
-One minibatch's curvature can be far below the next one's (70 times between two minibatches
-of 8 on CartPole), so the factor follows the lower measurements at once and climbs back over
-a few hundred updates."""
+One minibatch's curvature can be far below the next one's (tens of times between two
+minibatches of 8 on CartPole at a huge learning rate), so the factor follows the lower
+measurements at once and climbs back over a few hundred updates."""
 STABILITY_GROWTH = 100.0
 """A measurement also comes early, able only to lower the factor, when a minibatch's loss
 exceeds this multiple of the reference: the mean loss between the last two scheduled
