@@ -28,13 +28,27 @@ def _seeds(text: str) -> list[int]:
     return [int(s) for s in text.split(",")]
 
 
+def _rules(text: str) -> list[str]:
+    """'returns,rewards' -> the reward-scale rules, each one IVIDQN accepts."""
+    from ivi_rl.agents.sb3.ivi_dqn import SCALE_RULES
+
+    rules = text.split(",")
+    for rule in rules:
+        if rule not in SCALE_RULES:
+            raise argparse.ArgumentTypeError(
+                f"{rule!r} is not a reward-scale rule; expected a comma-separated list of "
+                + ", ".join(repr(r) for r in SCALE_RULES)
+            )
+    return rules
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="CartPole-v1")
     parser.add_argument("--lr", type=float, default=1e12)
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--seeds", type=_seeds, default=_seeds("0-39"))
-    parser.add_argument("--rules", default="returns,rewards")
+    parser.add_argument("--rules", type=_rules, default=_rules("returns,rewards"))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--without-stable-step", action="store_true")
@@ -73,7 +87,7 @@ def run_one(env_id: str, rule: str, seed: int, args: argparse.Namespace) -> tupl
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    rules = args.rules.split(",")
+    rules = args.rules
     tasks = list(product(rules, args.seeds))
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = [pool.submit(run_one, args.env, rule, seed, args) for rule, seed in tasks]

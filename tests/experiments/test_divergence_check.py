@@ -3,6 +3,8 @@ the control without it diverges, and the exit status says which."""
 
 from __future__ import annotations
 
+import pytest
+
 from experiments.divergence_check import _seeds, main
 
 
@@ -21,3 +23,11 @@ def test_the_stable_step_holds_and_the_control_diverges(capsys):
     assert main([*common, "--without-stable-step"]) == 1
     line = capsys.readouterr().out.strip()
     assert "without the stable step, reward_scale='returns': diverged 1 of 1 seeds [0]" in line
+
+
+def test_an_unknown_rule_is_one_line_before_any_run(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--rules", "rewards,auto-scale"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--rules" in error and "'auto-scale'" in error and "'returns'" in error
