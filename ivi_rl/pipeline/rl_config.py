@@ -138,9 +138,9 @@ class RLConfig:
     device: str = "cpu"
     executor: ExecutorSpec = dataclasses.field(default_factory=ExecutorSpec)
     stop_when_solved: bool = True
-    unselected: tuple[str, ...] = ()
-    """Labels of the config's agents that ``select_agents`` leaves out: their run folders are
-    the config's own, not stale."""
+    unselected: tuple[AgentSpec, ...] = ()
+    """The config's agents that ``select_agents`` leaves out: they do not run, their run
+    folders are the config's own (not stale), and the report includes their stored results."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,7 +182,7 @@ def _parse(raw: dict[str, Any], overrides: dict[str, Any]) -> RLConfig:
         device=typed(raw, "device", str, "cpu"),
         executor=executor_spec(raw),
         stop_when_solved=typed(raw, "stop_when_solved", bool, True),
-        unselected=tuple(a.label for a in every_agent if a not in agents),
+        unselected=tuple(a for a in every_agent if a not in agents),
     )
 
 

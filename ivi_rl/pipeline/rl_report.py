@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -254,7 +254,21 @@ def _metrics(row: dict) -> dict[str, float]:
     return metrics
 
 
+def _with_stored_unselected(config: RLConfig) -> RLConfig:
+    """The config whose agents are its selected ones and, after them, those ``select_agents``
+    left out that have a stored result, so that a sweep run one agent at a time is reported
+    whole."""
+    envs_, seeds = [e.label for e in config.envs], config.seeds
+    stored = [
+        a for a in config.unselected if any(load_runs(config.out, envs_, [a.label], seeds).values())
+    ]
+    return replace(config, agents=[*config.agents, *stored], unselected=())
+
+
 def report(config: RLConfig) -> list[dict]:
+    """Write the summary (CSV and markdown), TensorBoard's mean runs and, on Deep Sea sweeps,
+    the solve plot and bsuite's logs, of every agent with stored results; returns the rows."""
+    config = _with_stored_unselected(config)
     runs = _load(config)
     facts = _env_facts(config)
     rows = _rows(config, runs)

@@ -276,7 +276,8 @@ class RLRunner:
         """Run folders' groups and agents: the report's Deep Sea view's and the agents
         ``select_agents`` leaves out among them."""
         groups, agents = [e.label for e in config.envs], [a.label for a in config.agents]
-        return [*groups, "deep_sea_solve"], [*agents, *config.unselected, "2^N"]
+        unselected = [a.label for a in config.unselected]
+        return [*groups, "deep_sea_solve"], [*agents, *unselected, "2^N"]
 
     @staticmethod
     def closing(config: RLConfig) -> str:

@@ -158,8 +158,8 @@ def test_folders_of_agents_select_agents_leaves_out_are_not_called_stale(tmp_pat
     _write(tmp_path, "base.toml", BASE)
     child = _write(tmp_path, "child.toml", 'base = "base.toml"\nselect_agents = ["dqn"]\n')
     config = load_rl_config(child, out=str(tmp_path / "out"))
-    every = [*(a.label for a in config.agents), *config.unselected]
-    assert config.unselected and "dqn" not in config.unselected
+    every = [a.label for a in (*config.agents, *config.unselected)]
+    assert config.unselected and "dqn" not in every[1:]
     for agent in [*every, "gone"]:
         (tmp_path / "out" / "tb" / config.envs[0].label / agent).mkdir(parents=True)
     stale = stale_runs(config.out, *RLRunner.labels(config))

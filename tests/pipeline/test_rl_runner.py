@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
+from operator import itemgetter
 from pathlib import Path
 
 import gymnasium as gym
@@ -474,3 +476,18 @@ def test_a_deep_sea_row_counts_treasures_apart_from_not_bad_episodes():
     assert (row["solved"], row["solved_runs"], row["runs"]) == ("1/2", 1, 2)
     del runs[1]["denoised"]  # a result written before bsuite's counters: no mean of one seed
     assert rl_report._row("stochastic_10", "ivi_dqn", runs, [])["treasures"] == ""
+
+
+def test_a_run_of_one_agent_reports_the_others_stored_results(finished, tmp_path):
+    """A sweep run one agent at a time (``select_agents``) is summarised whole: the agents
+    left out keep their rows and scores from the results already in ``out``, after the
+    selected one's; with no stored results only the selected agent is reported."""
+    tmp, _, rows = finished
+    shutil.copytree(tmp / "out", tmp_path / "out")
+    config = write(tmp_path, 'select_agents = ["dqn"]\n' + TINY)
+    key = itemgetter("env", "agent")
+    assert sorted(run_rl(config, quiet=True), key=key) == sorted(rows, key=key)
+    text = (tmp_path / "out" / "summary.md").read_text()
+    assert "| ivi_dqn | deep_sea |" in text and "| dqn | deep_sea |" in text
+    only = run_rl(config, quiet=True, out=tmp_path / "empty")
+    assert {r["agent"] for r in only} == {"dqn"}
