@@ -12,7 +12,7 @@ import torch
 
 import ivi_rl
 from ivi_rl import envs
-from ivi_rl.agents import IVIDQN
+from ivi_rl.agents import IVIDQN, BootstrappedDQN
 from ivi_rl.agents.bandits import TrialsDiverged, make_agent
 from ivi_rl.agents.sb3 import ivi_dqn as ivi_dqn_module
 from ivi_rl.contrib.sb3 import VariantIVIDQN
@@ -538,6 +538,14 @@ API_CASES = [
     (
         lambda: IVIDQN("MlpPolicy", gym.make("CartPole-v1"), policy_kwargs={"cov": "bogus"}),
         r"cov='bogus' is not accepted",
+    ),
+    (
+        lambda: IVIDQN("MlpPolicy", gym.make("CartPole-v1"), learning_rate="lin_0.02"),
+        r"learning_rate='lin_0.02' is not accepted; accepted: a finite number > 0 or a schedule",
+    ),
+    (
+        lambda: BootstrappedDQN("MlpPolicy", gym.make("CartPole-v1"), learning_rate=float("nan")),
+        r"learning_rate=nan is not accepted; accepted: a finite number > 0 or a schedule",
     ),
     (
         lambda: VariantIVIDQN("MlpPolicy", gym.make("CartPole-v1"), target="x"),

@@ -46,6 +46,12 @@ def finite_loss(algorithm, loss: torch.Tensor) -> float:
     return value
 
 
+LR_ALSO = (
+    " or a schedule of the progress remaining, e.g. stable_baselines3.common.utils's"
+    " LinearSchedule(0.02, 0.0, 1.0) (a config's 'lin_0.02')"
+)
+
+
 def check_number(argument: str, value: object, *, positive: bool, also: str = "") -> float:
     """``value`` as a float if it is a finite int or float, > 0 (``positive``) or >= 0; else
     one error naming the argument and what is accepted (``also``: other accepted values)."""
@@ -112,7 +118,9 @@ class NoEpsilon(NamedRuns, CheckedLoad):
     """Mixin (before DQN in the bases): exploration comes from the network, never epsilon.
 
     Warm-up steps act on the network too (its prior), instead of SB3's uniform dithering.
-    The constructor checks the spaces and ``tau`` and refuses epsilon settings.
+    The constructor checks the spaces, ``learning_rate`` (a finite number > 0 or a schedule:
+    a callable of the progress remaining, as SB3 takes) and ``tau``, and refuses epsilon
+    settings.
     ``max_loss`` (default :data:`MAX_LOSS`, None: off): a training loss above it stops
     learning with ``FloatingPointError``, as a non-finite one does.
     """
@@ -125,6 +133,10 @@ class NoEpsilon(NamedRuns, CheckedLoad):
         if max_loss is not None and not (isinstance(max_loss, int | float) and max_loss > 0):
             raise ValueError(f"max_loss={max_loss!r} is not accepted; accepted: a number > 0")
         self.max_loss = None if max_loss is None else float(max_loss)
+        if not callable(learning_rate):
+            learning_rate = check_number(
+                "learning_rate", learning_rate, positive=True, also=LR_ALSO
+            )
         tau = kwargs.get("tau", 1.0)
         if isinstance(tau, bool) or not isinstance(tau, int | float) or not 0 < tau <= 1:
             raise ValueError(f"tau={tau!r} is not accepted; accepted: a number in (0, 1]")
