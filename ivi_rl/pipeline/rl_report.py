@@ -58,9 +58,15 @@ def _env_facts(config: RLConfig) -> dict[str, EnvFacts]:
     return facts
 
 
-def _load(config: RLConfig) -> dict[tuple[str, str], list[dict]]:
-    envs_, agents = [e.label for e in config.envs], [a.label for a in config.agents]
-    return load_runs(config.out, envs_, agents, config.seeds)
+def _load(config: RLConfig) -> tuple[RLConfig, dict[tuple[str, str], list[dict]]]:
+    """The stored runs of every agent of the config, and the config whose agents are its
+    selected ones and, after them, those ``select_agents`` left out that have a stored
+    result, so that a sweep run one agent at a time is reported whole."""
+    envs_ = [e.label for e in config.envs]
+    every = [a.label for a in (*config.agents, *config.unselected)]
+    runs = load_runs(config.out, envs_, every, config.seeds)
+    stored = [a for a in config.unselected if any(runs[(e, a.label)] for e in envs_)]
+    return replace(config, agents=[*config.agents, *stored], unselected=()), runs
 
 
 def _rows(config: RLConfig, runs) -> list[dict]:
@@ -254,22 +260,10 @@ def _metrics(row: dict) -> dict[str, float]:
     return metrics
 
 
-def _with_stored_unselected(config: RLConfig) -> RLConfig:
-    """The config whose agents are its selected ones and, after them, those ``select_agents``
-    left out that have a stored result, so that a sweep run one agent at a time is reported
-    whole."""
-    envs_, seeds = [e.label for e in config.envs], config.seeds
-    stored = [
-        a for a in config.unselected if any(load_runs(config.out, envs_, [a.label], seeds).values())
-    ]
-    return replace(config, agents=[*config.agents, *stored], unselected=())
-
-
 def report(config: RLConfig) -> list[dict]:
     """Write the summary (CSV and markdown), TensorBoard's mean runs and, on Deep Sea sweeps,
     the solve plot and bsuite's logs, of every agent with stored results; returns the rows."""
-    config = _with_stored_unselected(config)
-    runs = _load(config)
+    config, runs = _load(config)
     facts = _env_facts(config)
     rows = _rows(config, runs)
     _write_mean_runs(config, runs, rows, facts)
