@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .checks import check_same_device
 from .draws import Noise, PosteriorDraw, check_noise, standard_noise
@@ -44,6 +45,10 @@ class VariationalMLP(nn.Module):
     ``forward(x, noise)`` evaluates the draws indexed by ``noise``; without noise it draws
     ``sample_shape`` fresh ones (default: one draw, no sample dimension, as in training).
     Output shape: [*sample_shape, *batch, out_features].
+
+    ``forward`` checks its arguments once and then evaluates the layers as functions of
+    their parameters (as ``nn.MultiheadAttention`` does its projections), not through
+    their ``__call__``: forward hooks on the MLP fire, hooks on its single layers do not.
     """
 
     def __init__(
@@ -155,31 +160,45 @@ class VariationalMLP(nn.Module):
             noise = self.sample_noise(sample_shape, generator)
         else:
             self._check_noise(noise)
-        s = len(noise.sample_shape)
+        self._check_x(x, noise.sample_shape, x_has_sample_dims)
+        return self._evaluate(x, noise.tensors, noise.sample_shape, x_has_sample_dims)
+
+    def _check_x(self, x: Tensor, sample_shape: torch.Size, x_has_sample_dims: bool) -> None:
+        """``x`` must be [*batch, in] (or [*sample_shape, *batch, in]) on the weights' device."""
         check_same_device(x, self.layers[0].weight, "x")
         if x.dim() == 0 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"x has shape {tuple(x.shape)}; expected [*batch, {self.in_features}] "
                 f"(in_features={self.in_features})"
             )
-        if x_has_sample_dims and x.dim() < s + 1:
+        if x_has_sample_dims and x.dim() < len(sample_shape) + 1:
             raise ValueError(
                 f"x has shape {tuple(x.shape)} but x_has_sample_dims=True with sample_shape "
-                f"{tuple(noise.sample_shape)}; expected [*sample_shape, *batch, {self.in_features}]"
+                f"{tuple(sample_shape)}; expected [*sample_shape, *batch, {self.in_features}]"
             )
+
+    def _evaluate(
+        self,
+        x: Tensor,
+        zs: Sequence[Tensor],
+        sample_shape: torch.Size,
+        x_has_sample_dims: bool,
+    ) -> Tensor:
+        """:meth:`forward` on arguments it has checked: the stochastic layers' noise ``zs``."""
+        s = len(sample_shape)
         batch = x.shape[s:-1] if x_has_sample_dims else x.shape[:-1]
         h = x.reshape(*x.shape[:s], -1, self.in_features) if x_has_sample_dims else x
-        has_samples, zs = x_has_sample_dims, iter(noise.tensors)
+        has_samples, zs = x_has_sample_dims, iter(zs)
         for i, layer in enumerate(self.layers):
             if i:
                 h = self.act(h)
             if layer.is_stochastic:
-                h = layer(h, next(zs), x_has_sample_dims=has_samples)
+                h = layer._forward_sampled(h, next(zs), has_samples)
                 has_samples = has_samples or s > 0
             else:
-                h = layer(h)
+                h = F.linear(h, layer.weight, layer.bias)
         if s and not has_samples:  # a deterministic network: every draw is the same
-            h = h.expand(*noise.sample_shape, *h.shape)
+            h = h.expand(*sample_shape, *h.shape)
         if not s:
             return h
         return h.reshape(*h.shape[:s], *batch, self.out_features)

@@ -56,9 +56,13 @@ class SplitMLP(nn.Module):
     def split_noise(self, noise: Noise) -> list[Noise]:
         """Each sub-network's part of ``noise``."""
         check_noise(noise, self._noise_dims, self.nets[0].layers[0].weight)
+        return [Noise(part, noise.sample_shape) for part in self._parts(noise.tensors)]
+
+    def _parts(self, tensors: tuple[Tensor, ...]) -> list[tuple[Tensor, ...]]:
+        """Each sub-network's per-layer noise tensors, in order."""
         parts, start = [], 0
         for count in self._layer_counts:
-            parts.append(Noise(noise.tensors[start : start + count], noise.sample_shape))
+            parts.append(tensors[start : start + count])
             start += count
         return parts
 
@@ -71,14 +75,18 @@ class SplitMLP(nn.Module):
         generator: torch.Generator | None = None,
         x_has_sample_dims: bool = False,
     ) -> Tensor:
-        """As :meth:`VariationalMLP.forward`; output [*sample_shape, *batch, out_features]."""
+        """As :meth:`VariationalMLP.forward`; output [*sample_shape, *batch, out_features].
+        The arguments are checked once for all sub-networks."""
         if noise is None:
             noise = self.sample_noise(sample_shape, generator)
-        parts = self.split_noise(noise)
+        else:
+            check_noise(noise, self._noise_dims, self.nets[0].layers[0].weight)
+        shape = noise.sample_shape
+        self.nets[0]._check_x(x, shape, x_has_sample_dims)  # the same checks for every net
         return torch.cat(
             [
-                net(x, part, x_has_sample_dims=x_has_sample_dims)
-                for net, part in zip(self.nets, parts, strict=True)
+                net._evaluate(x, zs, shape, x_has_sample_dims)
+                for net, zs in zip(self.nets, self._parts(noise.tensors), strict=True)
             ],
             dim=-1,
         )

@@ -1,8 +1,10 @@
+from unittest import mock
+
 import pytest
 import torch
 from torch import nn
 
-from ivi_rl import DEFAULT_RANK, Noise, make_mlp
+from ivi_rl import DEFAULT_RANK, Noise, VariationalLinear, make_mlp
 
 
 @pytest.mark.parametrize(
@@ -88,12 +90,16 @@ def test_k_draws_in_one_vectorized_call():
     noise = model.sample_noise((9,), seed=0)
     x = torch.randn(20, 6)
     calls = []
-    hooks = [layer.register_forward_hook(lambda *a: calls.append(1)) for layer in model.layers]
-    out = model(x, noise)
-    for h in hooks:
-        h.remove()
+    evaluate = VariationalLinear._forward_sampled
+
+    def counted(layer, *args):
+        calls.append(layer)
+        return evaluate(layer, *args)
+
+    with mock.patch.object(VariationalLinear, "_forward_sampled", counted):
+        out = model(x, noise)
     assert out.shape == (9, 20, 3)
-    assert len(calls) == len(model.layers)  # each layer runs once for all 9 draws
+    assert calls == model.stochastic_layers  # each runs once for all 9 draws
     for k in range(9):
         torch.testing.assert_close(out[k], model(x, noise[k]), rtol=1e-5, atol=1e-6)
     assert Noise.stack([noise[k] for k in range(9)]).sample_shape == (9,)

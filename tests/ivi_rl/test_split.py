@@ -79,3 +79,10 @@ def test_bad_sub_networks_and_noise_are_named():
         model(torch.randn(2, 5), Noise((torch.randn(7),), torch.Size()))
     with pytest.raises(TypeError, match=r"noise must be an ivi_rl\.Noise"):
         model(torch.randn(2, 5), torch.randn(21))
+    noise = model.sample_noise()
+    with pytest.raises(ValueError, match=r"x has shape \(2, 4\); expected \[\*batch, 5\]"):
+        model(torch.randn(2, 4), noise)
+    with pytest.raises(TypeError, match=r"x has dtype torch.int64"):
+        model(torch.ones(2, 5, dtype=torch.long), noise)
+    with pytest.raises(ValueError, match=r"x_has_sample_dims=True with sample_shape \(3,\)"):
+        model(torch.randn(5), model.sample_noise((3,)), x_has_sample_dims=True)
