@@ -175,7 +175,8 @@ class NoEpsilon(NamedRuns, CheckedLoad):
             loss = self._loss(data)
             losses.append(finite_loss(self, loss))
             self.policy.optimizer.zero_grad()
-            (loss * self._step_scale(data, losses[-1])).backward()
+            scale = self._step_scale(data, losses[-1])
+            (loss if scale == 1.0 else loss * scale).backward()  # x 1.0 is exact: skipped
             if math.isfinite(self.max_grad_norm):  # at inf clipping multiplies by 1.0
                 torch.nn.utils.clip_grad_norm_(self._clipped_parameters(), self.max_grad_norm)
             self.policy.optimizer.step()
