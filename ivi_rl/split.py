@@ -76,7 +76,8 @@ class SplitMLP(nn.Module):
         x_has_sample_dims: bool = False,
     ) -> Tensor:
         """As :meth:`VariationalMLP.forward`; output [*sample_shape, *batch, out_features].
-        The arguments are checked once for all sub-networks."""
+        The arguments are checked once for all sub-networks, which are evaluated as
+        :meth:`VariationalMLP.forward` evaluates its layers: hooks on them do not fire."""
         if noise is None:
             noise = self.sample_noise(sample_shape, generator)
         else:
