@@ -55,8 +55,11 @@ class SplitMLP(nn.Module):
 
     def split_noise(self, noise: Noise) -> list[Noise]:
         """Each sub-network's part of ``noise``."""
-        check_noise(noise, self._noise_dims, self.nets[0].layers[0].weight)
+        self._check_noise(noise)
         return [Noise(part, noise.sample_shape) for part in self._parts(noise.tensors)]
+
+    def _check_noise(self, noise: Noise) -> None:
+        check_noise(noise, self._noise_dims, self.nets[0].layers[0].weight)
 
     def _parts(self, tensors: tuple[Tensor, ...]) -> list[tuple[Tensor, ...]]:
         """Each sub-network's per-layer noise tensors, in order."""
@@ -81,7 +84,7 @@ class SplitMLP(nn.Module):
         if noise is None:
             noise = self.sample_noise(sample_shape, generator)
         else:
-            check_noise(noise, self._noise_dims, self.nets[0].layers[0].weight)
+            self._check_noise(noise)
         shape = noise.sample_shape
         self.nets[0]._check_x(x, shape, x_has_sample_dims)  # the same checks for every net
         return torch.cat(
